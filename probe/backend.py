@@ -189,7 +189,7 @@ def parse_status_error(response: httpx.Response, latency_ms: float) -> Attempt:
     try:
         body: Any = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError, httpx.ResponseNotRead):
-        body = response.text[:20000] if response.is_stream_consumed or True else ""
+        body = response.text[:20000] if True else ""
     body_text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
     message = _error_message(body) or body_text[:300]
     if status in _BLOCK_STATUSES and _is_block_body(body_text):

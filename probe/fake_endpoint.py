@@ -8,6 +8,7 @@ dropped connections, malformed JSON.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -222,10 +223,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _drop(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.close_connection = True
 
 

@@ -120,10 +120,7 @@ def load_targets_file(path: Path) -> dict[str, Target]:
     except OSError as exc:
         raise InputError(f"{path}: cannot read targets file ({exc.strerror})") from exc
     try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(text)
-        else:
-            data = yaml.safe_load(text)
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise InputError(f"{path}: malformed targets file ({exc})") from exc
     if not isinstance(data, dict):
