@@ -51,9 +51,12 @@ def line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int:
                     child = v_node
                     best = k_node.start_mark.line + 1
                     break
-        elif isinstance(current, yaml.SequenceNode) and isinstance(key, int):
-            if 0 <= key < len(current.value):
-                child = current.value[key]
+        elif (
+            isinstance(current, yaml.SequenceNode)
+            and isinstance(key, int)
+            and 0 <= key < len(current.value)
+        ):
+            child = current.value[key]
         if child is None:
             break
         current = child
