@@ -60,5 +60,6 @@ def line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int:
         if child is None:
             break
         current = child
-        best = current.start_mark.line + 1
+        if isinstance(child, yaml.ScalarNode) or isinstance(key, int):
+            best = child.start_mark.line + 1  # a collection value: keep its key's line
     return best
