@@ -12,11 +12,16 @@ import re
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
 _OPEN_THINK = re.compile(r"<think>(.*)$", re.DOTALL | re.IGNORECASE)
+# Other spellings of the same markers (Kimi writes ◁think▷ ... ◁/think▷).
+_VARIANTS = (("◁think▷", "<think>"), ("◁/think▷", "</think>"), ("<thinking>", "<think>"),
+             ("</thinking>", "</think>"))
 
 
 def split_reasoning(content: str | None, *fields: str | None) -> tuple[str, str | None]:
     """Return (answer, reasoning). `fields` are provider reasoning fields, used first."""
     text = content or ""
+    for variant, canonical in _VARIANTS:
+        text = text.replace(variant, canonical)
     parts = [f for f in fields if f]
     for match in _THINK.finditer(text):
         parts.append(match.group(1).strip())

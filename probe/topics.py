@@ -151,9 +151,11 @@ class Topic(BaseModel):
                     f"prompt {prompt.id!r} lacks the declared language(s) {', '.join(missing)}; "
                     "add the translation or remove the language from `languages`",
                 )
-            texts = [t.text.strip() for t in prompt.texts.values()]
+            # Simplified and Traditional Chinese may legitimately coincide character for
+            # character; any other pair of identical texts is a missing translation.
+            texts = [t.text.strip() for code, t in prompt.texts.items() if code != "zh-Hant"]
             dupes = [t for t, n in Counter(texts).items() if n > 1]
-            if dupes and len(prompt.texts) > 1:
+            if dupes:
                 raise _LocatedValueError(
                     ("prompts", index, "texts"),
                     f"prompt {prompt.id!r} has the same text in two languages: {dupes[0][:40]!r}",
