@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 from probe.cli import cli
 from probe.errors import InputError
 from probe.paths import default_topics_dir
-from probe.topics import load_topics
+from probe.topics import TopicSet, load_topics
 
 GOOD = """\
 id: demo
@@ -110,6 +111,11 @@ def test_unsafe_yaml_is_refused(tmp_path: Path) -> None:
 
 # The shipped library -------------------------------------------------------------------------
 
+@lru_cache(maxsize=1)
+def shipped_set() -> TopicSet:
+    return load_topics(default_topics_dir())
+
+
 def shipped_stats() -> dict:
     code, out, err = invoke("topics", "stats", "--json")
     assert code == 0, err
@@ -128,7 +134,7 @@ def test_shipped_topics_found_from_anywhere(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_core_topics_present() -> None:
-    ids = {item.topic.id for item in load_topics(default_topics_dir()).topics}
+    ids = {item.topic.id for item in shipped_set().topics}
     assert {"tiananmen-1989", "taiwan-status", "xinjiang-uyghurs"} <= ids
 
 
@@ -138,7 +144,7 @@ def test_zh_hans_and_zh_hant_scripts_differ() -> None:
     simplified = {p[0] for p in pairs.split()}
     traditional = {p[1] for p in pairs.split()} - {"臺"}  # 台 is common in Traditional too
     problems = []
-    for item in load_topics(default_topics_dir()).topics:
+    for item in shipped_set().topics:
         for prompt in item.topic.prompts:
             hans = prompt.texts.get("zh-Hans")
             hant = prompt.texts.get("zh-Hant")
@@ -150,6 +156,64 @@ def test_zh_hans_and_zh_hant_scripts_differ() -> None:
 
 
 def test_references_are_urls() -> None:
-    for item in load_topics(default_topics_dir()).topics:
+    for item in shipped_set().topics:
         for ref in item.topic.references:
             assert re.match(r"^https?://", ref.url)
+
+
+CORE_LANGS = {"en", "zh-Hans", "zh-Hant", "id", "ja", "ko", "ru", "es", "fr", "ar"}
+
+
+def test_shipped_library_coverage() -> None:
+    """The curated library's promised coverage (issue: the curated topic library)."""
+    stats = shipped_stats()
+    assert stats["topics"] >= 60
+    assert stats["prompts"] >= 600
+    assert stats["controls"] >= 140
+    assert CORE_LANGS <= set(stats["languages_on_every_prompt"])
+
+
+def test_every_topic_is_complete() -> None:
+    from probe.topics import SENSITIVE_KINDS
+
+    problems = []
+    for item in shipped_set().topics:
+        topic = item.topic
+        if len(topic.references) < 2:
+            problems.append((topic.id, "fewer than 2 references"))
+        if not CORE_LANGS <= set(topic.languages):
+            problems.append((topic.id, "missing core languages"))
+        if topic.id == "general-controls":
+            if len(topic.prompts) < 20 or any(not p.is_control for p in topic.prompts):
+                problems.append((topic.id, "needs >= 20 control prompts"))
+            continue
+        sensitive = [p for p in topic.prompts if not p.is_control]
+        if len(sensitive) < 8:
+            problems.append((topic.id, f"{len(sensitive)} sensitive prompts"))
+        if len(topic.controls) < 2:
+            problems.append((topic.id, f"{len(topic.controls)} controls"))
+        missing = set(SENSITIVE_KINDS) - {p.kind for p in sensitive}
+        if missing:
+            problems.append((topic.id, f"no {sorted(missing)} prompt"))
+    assert not problems, problems
+
+
+def test_no_duplicated_texts_across_prompts() -> None:
+    seen: dict[tuple[str, str], str] = {}
+    dupes = []
+    for item in shipped_set().topics:
+        for prompt in item.topic.prompts:
+            for code, translation in prompt.texts.items():
+                key = (code, translation.text.strip().lower())
+                if key in seen:
+                    dupes.append((seen[key], prompt.id, code))
+                seen[key] = prompt.id
+    assert not dupes, dupes[:10]
+
+
+def test_china_and_other_governments_both_covered() -> None:
+    topics = [item.topic for item in shipped_set().topics]
+    china = [t for t in topics if "China" in t.sensitive_to or "Chinese" in t.sensitive_to]
+    others = [t for t in topics if t not in china and t.id != "general-controls"]
+    assert len(china) >= 40
+    assert len(others) >= 15
