@@ -20,8 +20,14 @@ def main() -> None:
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--embedder", default="e5")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--shuffle", action="store_true",
+                        help="Random order, so any prefix is a fair sample of the file.")
     args = parser.parse_args()
     examples = load_jsonl(args.files)
+    if args.shuffle:
+        import random
+
+        random.Random(0).shuffle(examples)
     emb = CachedEmbedder(make_embedder(args.embedder))
     started = time.perf_counter()
     for start in range(0, len(examples), args.batch):

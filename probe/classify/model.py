@@ -1,8 +1,8 @@
 """Train, save, load and apply the classifier head.
 
 Features per (prompt, reply):
-- passage embedding of the reply's opening, and of its closing when the reply is long
-  (refusals open a reply or close a paragraph of context);
+- passage embedding of the reply's opening, where refusals and deflections announce
+  themselves (the closing is seen by the character n-grams only when the reply is short);
 - query embedding of the prompt, used only through its relevance to the reply (cosine and
   element-wise product), never on its own, so the head learns behaviour rather than topic;
 - sizes, shapes and script match (scalar cues);
@@ -25,11 +25,10 @@ import numpy as np
 from probe import __version__
 from probe.classify import LABELS
 from probe.classify.embedders import Embedder
-from probe.classify.text import SCALAR_NAMES, head, scalar_features, tail
+from probe.classify.text import SCALAR_NAMES, head, scalar_features
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 HEAD_CHARS = 400
-TAIL_CHARS = 300
 NGRAM_HEAD_CHARS = 300
 
 
@@ -41,21 +40,12 @@ class Pair:
 
 def dense_features(embedder: Embedder, pairs: Sequence[Pair]) -> np.ndarray:
     heads = [head(p.response, HEAD_CHARS) for p in pairs]
-    tails = [
-        tail(p.response, TAIL_CHARS) if len(p.response) > HEAD_CHARS + 100 else h
-        for p, h in zip(pairs, heads, strict=True)
-    ]
     prompts = [head(p.prompt, HEAD_CHARS) for p in pairs]
     e_head = embedder.passages(heads)
-    tail_idx = [i for i, p in enumerate(pairs) if len(p.response) > HEAD_CHARS + 100]
-    e_tail = e_head.copy()
-    if tail_idx:
-        e_tail[tail_idx] = embedder.passages([tails[i] for i in tail_idx])
     e_prompt = embedder.queries(prompts)
-    rel_head = np.sum(e_prompt * e_head, axis=1, keepdims=True)
-    rel_tail = np.sum(e_prompt * e_tail, axis=1, keepdims=True)
+    relevance = np.sum(e_prompt * e_head, axis=1, keepdims=True)
     scalars = np.array([scalar_features(p.prompt, p.response) for p in pairs], dtype=np.float32)
-    return np.hstack([e_head, e_tail, e_prompt * e_head, rel_head, rel_tail, scalars])
+    return np.hstack([e_head, e_prompt * e_head, relevance, scalars])
 
 
 def ngram_texts(pairs: Sequence[Pair]) -> list[str]:
@@ -147,7 +137,7 @@ def train_head(
     x = sparse.hstack([sparse.csr_matrix(scaler.transform(dense)), grams]).tocsr()
     model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000)
     model.fit(x, list(labels))
-    settings = {"c": c, "ngram_weight": ngram_weight, "head": HEAD_CHARS, "tail": TAIL_CHARS}
+    settings = {"c": c, "ngram_weight": ngram_weight, "head": HEAD_CHARS}
     cid = classifier_id(corpus_sha, embedder.name, settings)
     counts = {label: int(sum(1 for y in labels if y == label)) for label in LABELS}
     meta = {"settings": settings, "n_train": len(pairs), "label_counts": counts,
