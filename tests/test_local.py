@@ -100,6 +100,12 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if not p.name.endswith(".lock"))
 
@@ -257,6 +263,90 @@ def test_server_command_uses_this_interpreter() -> None:
     assert f"--model_alias {model.served_name}" in joined
 
 
+def fake_launch(monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    """Make `start` run `python -c code` instead of llama_cpp.server (no model needed)."""
+    monkeypatch.setattr(server, "missing_server_modules", lambda: [])
+    monkeypatch.setattr(server, "ensure_model", lambda model, **_: Path("/nonexistent.gguf"))
+    monkeypatch.setattr(
+        server,
+        "server_command",
+        lambda model, gguf, port, threads: [
+            sys.executable,
+            "-c",
+            code,
+            "llama_cpp.server",
+            str(port),
+        ],
+    )
+
+
+def test_server_that_dies_at_startup_is_reported_with_its_log(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_launch(monkeypatch, "import sys; print('error loading model: bad magic'); sys.exit(3)")
+    with pytest.raises(local.LocalServerError) as caught:
+        local.start("smollm2")
+    message = str(caught.value)
+    assert "exit code 3" in message and "bad magic" in message
+    assert str(server.log_path("smollm2")) in message and "\n" not in message
+    assert not server.state_path("smollm2").exists()
+
+
+def test_server_that_never_answers_times_out_and_is_killed(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pidfile = tmp_path / "pid"
+    fake_launch(
+        monkeypatch,
+        f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); "
+        "print('loading...', flush=True); time.sleep(120)",
+    )
+    with pytest.raises(local.LocalServerError, match=r"did not answer .* within 1 s") as caught:
+        local.start("smollm2", timeout=1)
+    assert str(server.log_path("smollm2")) in str(caught.value)
+    assert "loading..." in str(caught.value)
+    assert not server.state_path("smollm2").exists()
+    assert not server._pid_alive(int(pidfile.read_text()))
+
+
+FAKE_OPENAI = """
+import http.server, json, os, sys
+port, marker = int(sys.argv[-1]), {marker!r}
+if not os.path.exists(marker):  # first launch: lose the race for the port
+    open(marker, "w").close()
+    print("ERROR: [Errno 98] error while attempting to bind: address already in use")
+    sys.exit(1)
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({{"object": "list", "data": [{{"id": "fake"}}]}}).encode()
+        self.send_response(200 if self.path == "/v1/models" else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+def test_lifecycle_with_a_stand_in_server(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start (retrying a lost port race) -> status -> start again -> stop, no llama.cpp."""
+    fake_launch(monkeypatch, FAKE_OPENAI.format(marker=str(tmp_path / "raced")))
+    info = local.start("smollm2", timeout=30)
+    assert info.running and info.base_url == f"http://127.0.0.1:{info.port}/v1"
+    assert info.model == MODELS["smollm2"].served_name
+    assert port_open(info.port)
+
+    result = CliRunner().invoke(cli, ["local", "status", "--json", "--model", "smollm2"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["pid"] == info.pid
+    assert local.start("smollm2").pid == info.pid  # already running: just reported
+
+    result = CliRunner().invoke(cli, ["local", "stop", "--model", "smollm2"])
+    assert result.exit_code == 0 and "stopped" in result.stdout
+    assert not server._pid_alive(info.pid) and not port_open(info.port)
+    assert local.status("smollm2") is None
+
+
 def fake_server(data: Path, name: str, *, ignore_term: bool = False) -> server.ServerInfo:
     """A stand-in process (plus a grandchild in its group) that looks like llama_cpp.server."""
     port = server.free_port()
@@ -337,12 +427,6 @@ def test_cli_rejects_unknown_model() -> None:
 
 
 # --------------------------------------------------------------------------- the real model
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.mark.local_model

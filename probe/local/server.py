@@ -13,7 +13,6 @@ stale state is cleaned up silently.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import importlib.util
 import json
@@ -45,6 +44,10 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 class LocalServerError(ProbeError):
     """The local model server cannot be installed, started or reached."""
+
+
+class _PortTaken(LocalServerError):
+    """The server exited at startup because its port was already in use."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,15 @@ def start(
             say(f"{name}: pid {current.pid} is not answering; restarting it")
             _stop_info(current)
         gguf = ensure_model(model, fetch=fetch, progress=say)
-        return _launch(model, gguf, port or free_port(), timeout, threads, say)
+        for attempt in range(3):
+            try:
+                return _launch(model, gguf, port or free_port(), timeout, threads, say)
+            except _PortTaken:
+                # Another program took the free port between our check and the server's bind;
+                # a port the user chose is not second-guessed.
+                if port or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def status(name: str) -> ServerInfo | None:
@@ -181,6 +192,8 @@ def server_command(model: LocalModel, gguf: Path, port: int, threads: int | None
         str(model.n_ctx),
         "--n_threads",
         str(threads or default_threads()),
+        "--n_threads_batch",
+        str(threads or default_threads()),
     ]
     if model.chat_format:
         cmd += ["--chat_format", model.chat_format]
@@ -188,9 +201,14 @@ def server_command(model: LocalModel, gguf: Path, port: int, threads: int | None
 
 
 def default_threads() -> int:
-    """Threads for generation: every CPU this process may use on small machines, half on big
-    ones (llama.cpp is memory-bound there and hyper-threads only add contention).
-    PROBE_LOCAL_THREADS overrides it."""
+    """Threads for llama.cpp: all CPUs but one on small machines, half on big ones.
+
+    llama.cpp's threads wait for each other at every layer, so one descheduled thread stalls
+    them all: on a 2-core machine that is also running the probe runner or a classifier, two
+    threads were measured 5-15 times slower per reply than one. Leaving a core free keeps latency
+    steady; on large machines half the CPUs (the physical cores) is llama.cpp's own default.
+    PROBE_LOCAL_THREADS overrides it.
+    """
     override = os.environ.get("PROBE_LOCAL_THREADS", "").strip()
     if override.isdigit() and int(override) > 0:
         return int(override)
@@ -198,7 +216,7 @@ def default_threads() -> int:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS
         cpus = os.cpu_count() or 1
-    return cpus if cpus <= 4 else cpus // 2
+    return max(1, cpus - 1) if cpus <= 4 else cpus // 2
 
 
 def _launch(
@@ -236,7 +254,12 @@ def _launch(
         while True:
             code = proc.poll()
             if code is not None:
-                raise LocalServerError(
+                error = (
+                    _PortTaken
+                    if "address already in use" in _log_text(log).lower()
+                    else LocalServerError
+                )
+                raise error(
                     f"the {model.name} server exited during startup (exit code {code}): "
                     f"{_last_log_line(log)}; full log in {log}"
                 )
@@ -377,9 +400,13 @@ def _replace_running(info: ServerInfo, running: bool) -> ServerInfo:
     return ServerInfo(**{**info.to_dict(), "running": running})
 
 
+def _log_text(log: Path) -> str:
+    try:
+        return log.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def _last_log_line(log: Path) -> str:
-    with contextlib.suppress(OSError):
-        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-        if lines:
-            return lines[-1][:300]
-    return "(empty log)"
+    lines = [ln.strip() for ln in _log_text(log).splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "(empty log)"
