@@ -25,7 +25,7 @@ install: $(STAMP)
 # Debian's chromium for the browser test of the HTML report (root only; skipped otherwise).
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null) \
 	  || echo "chromium not installed: the browser test will be skipped"; }
 
 demo: $(STAMP)

@@ -11,6 +11,7 @@ import json
 import math
 import random
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -375,11 +376,52 @@ def test_methodology_from_store_and_classifier_metadata(study: Path, tmp_path: P
     assert topic_hash in html and "127.0.0.1" in html and "temperature" in html.lower()
 
 
+def test_methodology_shows_no_secret_from_extra_body(study: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.db"
+    shutil.copy(study, copy)
+    db = sqlite3.connect(copy)
+    db.execute(
+        "INSERT INTO runs (id, probe_version, topic_set_hash, target_json, params_json, started_at)"
+        " VALUES ('extra', '0', 'h', ?, ?, ?)",
+        (
+            json.dumps({"model": "fake-model", "base_url": "http://127.0.0.1:1/v1"}),
+            json.dumps(
+                {
+                    "temperature": 0.2,
+                    "extra_body": {"enable_search": False, "x_api_key": "sk-SENTINEL"},
+                }
+            ),
+            utc_now(),
+        ),
+    )
+    db.commit()
+    db.close()
+    written = write_report(copy, tmp_path / "r")
+    for path in [written.html, written.markdown, *written.tables]:
+        assert "sk-SENTINEL" not in path.read_text(encoding="utf-8"), path
+    assert "enable_search" in written.html.read_text(encoding="utf-8")
+
+
 def test_report_errors_are_one_clear_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli, ["report", "--db", str(tmp_path / "missing.db"), "--out", str(tmp_path / "out")]
     )
     assert result.exit_code == 2 and "no such store" in result.stderr
+
+
+def test_unlabelled_store_still_reports_and_says_what_to_do(
+    endpoint: FakeEndpoint, topics_dir: Path, db_path: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    run = ["run", "--model", "fake-model", "--base-url", endpoint.base_url, "--topics-dir"]
+    assert (
+        runner.invoke(cli, [*run, str(topics_dir), "--db", str(db_path), "--quiet"]).exit_code == 0
+    )
+    result = runner.invoke(cli, ["report", "--db", str(db_path), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "10 replies have no label" in result.stderr and "probe classify" in result.stderr
+    html = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert "10 replies have no label yet" in html
 
 
 # the diff --------------------------------------------------------------------------------------
