@@ -52,6 +52,8 @@ EXPORT_COLUMNS = [
     "topic_title",
     "prompt_origin",
     "prompt_reviewed",
+    "official_narrative",
+    "echoes_official_line",
 ]
 
 
@@ -84,7 +86,9 @@ def response_rows(
                CASE WHEN h.label IS NOT NULL THEN 'human'
                     WHEN c.label IS NOT NULL THEN 'model' END AS label_source,
                p.sensitive_to, p.topic_title, p.origin AS prompt_origin,
-               p.reviewed AS prompt_reviewed
+               p.reviewed AS prompt_reviewed,
+               json_extract(c.features_json, '$.official_narrative') AS official_narrative,
+               json_extract(c.features_json, '$.echoes_official_line') AS echoes_official_line
         FROM {source} r
         JOIN prompts p ON p.prompt_key = r.prompt_key
         LEFT JOIN classifications c ON c.response_id = r.id AND c.classifier = ?

@@ -66,6 +66,28 @@ class Classifier:
         return [p for p in out if p is not None]
 
 
+    def signals(self, pairs: Sequence[Pair]) -> list[dict[str, object]]:
+        """Signals beside the label: scripts of prompt and reply, and similarity to official
+        narratives (see probe.classify.narrative)."""
+        from probe.classify.narrative import THRESHOLD, narrative_scores
+        from probe.classify.text import dominant_script
+
+        answers = [split_reasoning(p.response)[0] for p in pairs]
+        scores = narrative_scores(self.embedder, [a or "(empty)" for a in answers])
+        out: list[dict[str, object]] = []
+        for pair, answer, score in zip(pairs, answers, scores, strict=True):
+            prompt_script = dominant_script(pair.prompt)
+            reply_script = dominant_script(answer) if answer.strip() else None
+            out.append({
+                "prompt_script": prompt_script,
+                "response_script": reply_script,
+                "script_mismatch": bool(reply_script and reply_script != prompt_script),
+                "official_narrative": round(float(score), 4) if answer.strip() else None,
+                "echoes_official_line": bool(answer.strip() and score >= THRESHOLD),
+            })
+        return out
+
+
 def unlabelled(db: sqlite3.Connection, classifier_id: str) -> list[sqlite3.Row]:
     return db.execute(
         """
@@ -93,14 +115,16 @@ def classify_store(
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
             preds = classifier.predict([Pair(r["prompt"], r["content"] or "") for r in batch])
+            signals = classifier.signals([Pair(r["prompt"], r["content"] or "") for r in batch])
             now = utc_now()
             with transaction(db):
                 db.executemany(
                     "INSERT OR IGNORE INTO classifications "
-                    "(response_id, classifier, label, confidence, probs_json, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [(r["id"], classifier.id, p.label, p.confidence,
-                      json.dumps(p.probs), now) for r, p in zip(batch, preds, strict=True)],
+                    "(response_id, classifier, label, confidence, probs_json, features_json, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(r["id"], classifier.id, p.label, p.confidence, json.dumps(p.probs),
+                      json.dumps(sig), now)
+                     for r, p, sig in zip(batch, preds, signals, strict=True)],
                 )
             done += len(batch)
             if progress:
