@@ -64,6 +64,17 @@ def _prompt_row(topic: Topic, prompt: Prompt, lang: str) -> PromptRow:
     )
 
 
+def unique_jobs(jobs: Sequence[Job]) -> list[Job]:
+    """Jobs with duplicate keys dropped (first kept): `--topics a,a` must not send twice."""
+    seen: set[str] = set()
+    out: list[Job] = []
+    for job in jobs:
+        if job.key not in seen:
+            seen.add(job.key)
+            out.append(job)
+    return out
+
+
 def expand_jobs(
     topics: Sequence[Topic],
     target: Target,
@@ -73,7 +84,7 @@ def expand_jobs(
     samples: int = 1,
     kinds: Sequence[str] | None = None,
 ) -> list[Job]:
-    """Every (prompt, language, sample) to send, in a stable order."""
+    """Every (prompt, language, sample) to send, in a stable order, each once."""
     jobs: list[Job] = []
     for topic in topics:
         for prompt in topic.prompts:
@@ -86,4 +97,4 @@ def expand_jobs(
                 for sample in range(samples):
                     key = job_key(target, prompt.id, lang, sample, params)
                     jobs.append(Job(key=key, prompt=row, sample=sample))
-    return jobs
+    return unique_jobs(jobs)

@@ -8,7 +8,9 @@ migrations recorded in the database itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from probe.errors import StoreError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: stores are not locked
+    fcntl = None  # type: ignore[assignment]
 
 
 def utc_now() -> str:
@@ -127,53 +134,125 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
-    """Open (and migrate) a store. Refuses a store written by a newer probe."""
+    """Open (and migrate) a store. Refuses a store written by a newer probe, a file that is
+    not a probe store, and a path that cannot be a store, each with one line saying what to do.
+
+    The connection may be handed to one other thread (the runner's writer thread), never
+    used from two at once."""
     path = Path(path)
     if not create and not path.exists():
         raise StoreError(f"{path}: no such store; run `probe run --db {path}` first")
-    if create and not path.parent.exists():
-        raise StoreError(f"{path}: directory {path.parent} does not exist; create it or pick --db")
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory, not a store file; pick a file for --db")
+    if create and not path.parent.is_dir():
+        what = "is not a directory" if path.parent.exists() else "does not exist"
+        raise StoreError(f"{path}: directory {path.parent} {what}; create it or pick another --db")
     try:
-        db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+        db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"{path}: cannot open the store ({exc}); check the path and its permissions"
+        ) from exc
+    try:
         db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys=ON")
+        _check_probe_store(db, path)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA foreign_keys=ON")
         migrate(db, path)
+    except StoreError:
+        db.close()
+        raise
     except sqlite3.OperationalError as exc:
+        db.close()
         raise StoreError(
-            f"{path}: cannot open the store ({exc}); check the path and permissions"
+            f"{path}: cannot open the store ({exc}); check the path and its permissions"
         ) from exc
     except sqlite3.DatabaseError as exc:
+        db.close()
         raise StoreError(f"{path}: not a probe store ({exc}); pick another --db") from exc
     return db
 
 
-def migrate(db: sqlite3.Connection, path: Path) -> None:
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    applied = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {
+        row[0]
+        for row in db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+    }
+
+
+def _check_probe_store(db: sqlite3.Connection, path: Path) -> None:
+    """Never put probe's tables into somebody else's database."""
+    tables = _tables(db)
+    if tables and "schema_migrations" not in tables:
+        raise StoreError(
+            f"{path}: an SQLite database that is not a probe store (it has tables "
+            f"{', '.join(sorted(tables)[:4])}); pick another --db"
+        )
+    _refuse_newer(_applied_versions(db), path)  # before anything could write to it
+
+
+def _applied_versions(db: sqlite3.Connection) -> set[int]:
+    if "schema_migrations" not in _tables(db):
+        return set()
+    return {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+
+
+def _refuse_newer(applied: set[int], path: Path) -> None:
     newest = max(applied, default=0)
     if newest > SCHEMA_VERSION:
         raise StoreError(
             f"{path}: store schema version {newest} is newer than this probe understands "
             f"({SCHEMA_VERSION}); upgrade probe (pip install -U probe)"
         )
-    for version, (name, sql) in enumerate(MIGRATIONS, start=1):
-        if version in applied:
-            continue
-        record = (
-            f"INSERT INTO schema_migrations (version, name, applied_at) "
-            f"VALUES ({version}, '{name}', '{utc_now()}');"
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (trigger bodies contain semicolons)."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
+
+
+def migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Apply missing migrations, all in one write transaction.
+
+    The applied versions are read again under the write lock, so two processes opening a new
+    store at once cannot both apply the same migration; an up-to-date store is not written."""
+    applied = _applied_versions(db)
+    _refuse_newer(applied, path)
+    if all(v in applied for v in range(1, SCHEMA_VERSION + 1)):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        applied = _applied_versions(db)
+        _refuse_newer(applied, path)
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
-        try:
-            db.executescript(f"BEGIN IMMEDIATE;\n{sql}\n{record}\nCOMMIT;")
-        except sqlite3.Error:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        for version, (name, sql) in enumerate(MIGRATIONS, start=1):
+            if version in applied:
+                continue
+            for statement in _statements(sql):
+                db.execute(statement)
+            db.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (version, name, utc_now()),
+            )
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 @contextmanager
@@ -211,31 +290,103 @@ def finish_run(db: sqlite3.Connection, run_id: str, jobs_sent: int) -> None:
     )
 
 
+def forget_empty_run(db: sqlite3.Connection, run_id: str) -> bool:
+    """Remove a run row that stored no response (a run stopped by a bad key, an unknown model
+    or an unreachable endpoint leaves no trace). Returns whether it was removed."""
+    with transaction(db):
+        if db.execute("SELECT 1 FROM responses WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
+            return False
+        db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+    return True
+
+
+def is_empty(db: sqlite3.Connection) -> bool:
+    """No run, prompt, response or label: a store only its schema was written to."""
+    return not any(
+        db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+        for table in ("runs", "prompts", "responses", "classifications", "human_labels")
+    )
+
+
+def remove_store_files(path: Path) -> None:
+    """Delete a store and its WAL side files (only for a store this process just created)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):  # e.g. a parent that is a file: nothing to remove
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+class StoreLock:
+    """An exclusive advisory lock on a store for the length of one `probe run`.
+
+    Two sweeps writing the same store at once would each send the jobs the other has not
+    stored yet, so the second one is refused. flock(2) on the store file itself leaves no lock
+    file behind and dies with the process (a SIGKILL never leaves a stale lock). flock and
+    SQLite's fcntl locks are independent on Linux, but closing *any* descriptor of the file
+    drops the process's fcntl locks, so `release` must come after the SQLite connection is
+    closed; the runner does exactly that.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> StoreLock:
+        if fcntl is None:
+            return self
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise StoreError(
+                f"{self.path}: another `probe run` is writing to this store; wait for it to "
+                "finish (or stop it) and run again, or pick another --db"
+            ) from exc
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def upsert_prompts(db: sqlite3.Connection, rows: Sequence[PromptRow]) -> None:
     with transaction(db):
-        db.executemany(
-            "INSERT OR IGNORE INTO prompts VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [
-                (
-                    r.prompt_key,
-                    r.topic_id,
-                    r.prompt_id,
-                    r.kind,
-                    r.lang,
-                    r.text,
-                    r.origin,
-                    None if r.reviewed is None else int(r.reviewed),
-                    r.topic_title,
-                    r.sensitive_to,
-                )
-                for r in rows
-            ],
-        )
+        _upsert_prompts(db, rows)
 
 
-def insert_response(db: sqlite3.Connection, row: dict[str, Any]) -> None:
-    """Write one response in its own transaction: a crash loses at most what was in flight."""
+def _upsert_prompts(db: sqlite3.Connection, rows: Sequence[PromptRow]) -> None:
+    db.executemany(
+        "INSERT OR IGNORE INTO prompts VALUES (?,?,?,?,?,?,?,?,?,?)",
+        [
+            (
+                r.prompt_key,
+                r.topic_id,
+                r.prompt_id,
+                r.kind,
+                r.lang,
+                r.text,
+                r.origin,
+                None if r.reviewed is None else int(r.reviewed),
+                r.topic_title,
+                r.sensitive_to,
+            )
+            for r in rows
+        ],
+    )
+
+
+def insert_response(
+    db: sqlite3.Connection, row: dict[str, Any], *, prompts: Sequence[PromptRow] = ()
+) -> None:
+    """Write one response in its own transaction: a crash loses at most what was in flight.
+
+    `prompts` are upserted in the same transaction (the runner passes them with its first
+    response, so a run that stores nothing writes no prompt either)."""
     with transaction(db):
+        if prompts:
+            _upsert_prompts(db, prompts)
         _insert(db, "responses", row)
 
 

@@ -23,8 +23,10 @@ def load_with_nodes(path: Path) -> tuple[Any, yaml.Node | None]:
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # Parse once (with libyaml when available), then build the data from the same nodes:
+        # the node tree is what error messages use for line numbers.
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        data = yaml.constructor.SafeConstructor().construct_document(node) if node else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1

@@ -49,8 +49,7 @@ prompts:
 
 def probe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "PROBE_BACKOFF_BASE": "0.01", **(env or {})}
-    return subprocess.run([PROBE, *args], env=full_env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([PROBE, *args], env=full_env, capture_output=True, text=True, timeout=120)
 
 
 def one_line(result: subprocess.CompletedProcess[str], *fragments: str, code: int = 2) -> str:
@@ -77,8 +76,19 @@ def ep() -> Iterator[FakeEndpoint]:
 
 
 def run_args(ep: FakeEndpoint, topics: Path, db: Path, *extra: str) -> list[str]:
-    return ["run", "--model", "fake-model", "--base-url", ep.base_url, "--topics-dir",
-            str(topics), "--db", str(db), "--quiet", *extra]
+    return [
+        "run",
+        "--model",
+        "fake-model",
+        "--base-url",
+        ep.base_url,
+        "--topics-dir",
+        str(topics),
+        "--db",
+        str(db),
+        "--quiet",
+        *extra,
+    ]
 
 
 def topics_with(tmp_path: Path, text: str, name: str = "demo.yaml") -> Path:
@@ -95,11 +105,17 @@ def topics_with(tmp_path: Path, text: str, name: str = "demo.yaml") -> Path:
     ("text", "line", "fragments"),
     [
         (GOOD.replace("title: Demo\n", "title: [Demo\n"), 3, ["malformed YAML", "fix the syntax"]),
-        (GOOD.replace("zh-Hans: {text: \"一", "zh_CN: {text: \"一"), 9,
-         ["unknown language code 'zh_CN'", "use BCP-47"]),
+        (
+            GOOD.replace('zh-Hans: {text: "一', 'zh_CN: {text: "一'),
+            9,
+            ["unknown language code 'zh_CN'", "use BCP-47"],
+        ),
         (GOOD.replace("id: demo.two", "id: demo.one"), 12, ["duplicate prompt id 'demo.one'"]),
-        (GOOD.replace('      zh-Hans: {text: "二？", origin: machine-assisted}\n', ""), 14,
-         ["lacks the declared language(s) zh-Hans", "add the translation"]),
+        (
+            GOOD.replace('      zh-Hans: {text: "二？", origin: machine-assisted}\n', ""),
+            14,
+            ["lacks the declared language(s) zh-Hans", "add the translation"],
+        ),
     ],
     ids=["malformed-yaml", "unknown-language-code", "duplicate-id", "missing-translation"],
 )
@@ -117,8 +133,11 @@ def test_bad_topic_file(
 def test_duplicate_topic_across_files(ep: FakeEndpoint, tmp_path: Path) -> None:
     topics = topics_with(tmp_path, GOOD)
     shutil.copy(topics / "demo.yaml", topics / "demo-copy.yaml")
-    one_line(probe(*run_args(ep, topics, tmp_path / "s.db")), "demo-copy.yaml",
-             "must match the file name")
+    one_line(
+        probe(*run_args(ep, topics, tmp_path / "s.db")),
+        "demo-copy.yaml",
+        "must match the file name",
+    )
     assert not (tmp_path / "s.db").exists()
 
 
@@ -139,17 +158,22 @@ def test_unknown_language_on_the_command_line(
 
 def test_a_language_some_prompts_lack_is_noted_not_silent(ep: FakeEndpoint, tmp_path: Path) -> None:
     partial = GOOD.replace("languages: [en, zh-Hans]", "languages: [en]").replace(
-        '      zh-Hans: {text: "二？", origin: machine-assisted}\n', "")
-    result = probe(*run_args(ep, topics_with(tmp_path, partial), tmp_path / "s.db",
-                             "--langs", "zh-Hans"))
+        '      zh-Hans: {text: "二？", origin: machine-assisted}\n', ""
+    )
+    result = probe(
+        *run_args(ep, topics_with(tmp_path, partial), tmp_path / "s.db", "--langs", "zh-Hans")
+    )
     assert result.returncode == 0, result.stderr
     assert "1 of 2 selected prompts have no 'zh-Hans' text" in result.stderr
     assert "1 jobs: 0 already stored, 1 sent" in result.stdout
 
 
 def test_unknown_kind(ep: FakeEndpoint, tmp_path: Path) -> None:
-    one_line(probe(*run_args(ep, FIXTURE_TOPICS, tmp_path / "s.db", "--kinds", "rumour")),
-             "--kinds: unknown kind 'rumour'", "factual")
+    one_line(
+        probe(*run_args(ep, FIXTURE_TOPICS, tmp_path / "s.db", "--kinds", "rumour")),
+        "--kinds: unknown kind 'rumour'",
+        "factual",
+    )
 
 
 # The endpoint ----------------------------------------------------------------------------------
@@ -157,15 +181,35 @@ def test_unknown_kind(ep: FakeEndpoint, tmp_path: Path) -> None:
 
 def test_unreachable_base_url(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    result = probe("run", "--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--topics-dir",
-                   str(FIXTURE_TOPICS), "--db", str(db), "--quiet")
+    result = probe(
+        "run",
+        "--model",
+        "m",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--topics-dir",
+        str(FIXTURE_TOPICS),
+        "--db",
+        str(db),
+        "--quiet",
+    )
     one_line(result, "cannot reach http://127.0.0.1:9/v1", "is the server running")
     assert not db.exists()  # nothing was stored, so no store is left behind
 
 
 def test_base_url_that_is_no_url(tmp_path: Path) -> None:
-    result = probe("run", "--model", "m", "--base-url", "localhost:8080/v1", "--topics-dir",
-                   str(FIXTURE_TOPICS), "--db", str(tmp_path / "s.db"), "--quiet")
+    result = probe(
+        "run",
+        "--model",
+        "m",
+        "--base-url",
+        "localhost:8080/v1",
+        "--topics-dir",
+        str(FIXTURE_TOPICS),
+        "--db",
+        str(tmp_path / "s.db"),
+        "--quiet",
+    )
     one_line(result, "is not an http(s) URL", "https://api.example.com/v1")
 
 
@@ -183,8 +227,10 @@ def test_wrong_key_leaves_an_existing_store_as_it_was(ep: FakeEndpoint, tmp_path
 
     before = counts()
     with FakeEndpoint(api_key="right-key") as locked:
-        result = probe(*run_args(locked, FIXTURE_TOPICS, db, "--api-key-env", "PROBE_T_KEY"),
-                       env={"PROBE_T_KEY": "wrong-key"})
+        result = probe(
+            *run_args(locked, FIXTURE_TOPICS, db, "--api-key-env", "PROBE_T_KEY"),
+            env={"PROBE_T_KEY": "wrong-key"},
+        )
         one_line(result, "rejected the API key (HTTP 401)", "$PROBE_T_KEY")
         assert locked.count() <= 8  # stopped at once, not a retry storm
     assert counts() == before  # no run row, no prompt, no response from the failed run
@@ -193,9 +239,21 @@ def test_wrong_key_leaves_an_existing_store_as_it_was(ep: FakeEndpoint, tmp_path
 def test_wrong_key_on_a_new_store_creates_nothing(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     with FakeEndpoint(api_key="right-key") as locked:
-        result = probe("run", "--model", "m", "--base-url", locked.base_url, "--api-key-env",
-                       "PROBE_T_KEY", "--topics-dir", str(FIXTURE_TOPICS), "--db", str(db),
-                       "--quiet", env={"PROBE_T_KEY": "wrong-key"})
+        result = probe(
+            "run",
+            "--model",
+            "m",
+            "--base-url",
+            locked.base_url,
+            "--api-key-env",
+            "PROBE_T_KEY",
+            "--topics-dir",
+            str(FIXTURE_TOPICS),
+            "--db",
+            str(db),
+            "--quiet",
+            env={"PROBE_T_KEY": "wrong-key"},
+        )
     one_line(result, "401")
     assert not any(tmp_path.glob("s.db*"))
 
@@ -205,17 +263,40 @@ def test_missing_key_variable(ep: FakeEndpoint, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PROBE_UNSET_KEY"}
     result = subprocess.run(
         [PROBE, *run_args(ep, FIXTURE_TOPICS, db, "--api-key-env", "PROBE_UNSET_KEY")],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     one_line(result, "environment variable PROBE_UNSET_KEY is not set", "export it")
     assert not db.exists()
 
 
+def test_key_with_a_stray_character(ep: FakeEndpoint, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    key = "sk-pasted\u200bkey-0123456789"
+    result = probe(
+        *run_args(ep, FIXTURE_TOPICS, db, "--api-key-env", "PROBE_T_KEY"), env={"PROBE_T_KEY": key}
+    )
+    line = one_line(result, "PROBE_T_KEY", "cannot be sent in an HTTP header", "U+200B")
+    assert "sk-pasted" not in line and not db.exists()
+
+
 def test_unknown_model(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     with FakeEndpoint(models=("real-model",)) as ep:
-        result = probe("run", "--model", "nope", "--base-url", ep.base_url, "--topics-dir",
-                       str(FIXTURE_TOPICS), "--db", str(db), "--quiet")
+        result = probe(
+            "run",
+            "--model",
+            "nope",
+            "--base-url",
+            ep.base_url,
+            "--topics-dir",
+            str(FIXTURE_TOPICS),
+            "--db",
+            str(db),
+            "--quiet",
+        )
     one_line(result, "404", "'nope'", "check --model and --base-url")
     assert not db.exists()
 
@@ -225,8 +306,10 @@ def test_unknown_model(tmp_path: Path) -> None:
 
 def newer_store(path: Path) -> Path:
     db = connect(path)
-    db.execute("INSERT INTO schema_migrations VALUES (?, 'from-the-future', '2030-01-01')",
-               (SCHEMA_VERSION + 1,))
+    db.execute(
+        "INSERT INTO schema_migrations VALUES (?, 'from-the-future', '2030-01-01')",
+        (SCHEMA_VERSION + 1,),
+    )
     db.close()
     return path
 
@@ -238,8 +321,9 @@ def test_store_from_a_newer_schema(ep: FakeEndpoint, tmp_path: Path, command: st
     if command == "run":
         result = probe(*run_args(ep, FIXTURE_TOPICS, db))
     else:
-        result = probe("export", "--db", str(db), "--format", "csv", "--out",
-                       str(tmp_path / "out.csv"))
+        result = probe(
+            "export", "--db", str(db), "--format", "csv", "--out", str(tmp_path / "out.csv")
+        )
     one_line(result, str(db), f"schema version {SCHEMA_VERSION + 1} is newer", "upgrade probe")
     assert digest(db) == before
     assert not (tmp_path / "out.csv").exists()
@@ -249,8 +333,10 @@ def test_store_from_a_newer_schema(ep: FakeEndpoint, tmp_path: Path, command: st
     ("make", "fragments"),
     [
         (lambda tmp: tmp / "no" / "such" / "dir" / "s.db", ["does not exist", "create it"]),
-        (lambda tmp: (tmp / "file.txt", (tmp / "file.txt").write_text("x"))[0] / "s.db",
-         ["is not a directory"]),
+        (
+            lambda tmp: (tmp / "file.txt", (tmp / "file.txt").write_text("x"))[0] / "s.db",
+            ["is not a directory"],
+        ),
         (lambda tmp: (tmp / "adir", (tmp / "adir").mkdir())[0], ["is a directory"]),
     ],
     ids=["missing-directory", "parent-is-a-file", "path-is-a-directory"],
@@ -284,8 +370,13 @@ def test_read_only_store_is_refused_before_any_request(ep: FakeEndpoint) -> None
         before_bytes, before = digest(db), ep.count()
         prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"] if as_root else []
         env = {**os.environ, "HOME": str(work)}
-        result = subprocess.run([*prefix, PROBE, *run_args(ep, topics, db)], env=env,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [*prefix, PROBE, *run_args(ep, topics, db)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if as_root and "Permission denied" in result.stderr and "probe" not in result.stderr:
             pytest.skip(f"nobody cannot run the venv's probe: {result.stderr.strip()}")
         one_line(result, str(db), "permissions")
@@ -307,8 +398,12 @@ def test_a_database_that_is_not_a_probe_store_is_left_alone(
     text_file.write_text("not a database at all\n" * 100)
     for path in (other, text_file):
         before = digest(path)
-        one_line(probe(*run_args(ep, FIXTURE_TOPICS, path)), str(path), "not a probe store",
-                 "pick another --db")
+        one_line(
+            probe(*run_args(ep, FIXTURE_TOPICS, path)),
+            str(path),
+            "not a probe store",
+            "pick another --db",
+        )
         assert digest(path) == before
 
 
@@ -320,24 +415,50 @@ def test_a_database_that_is_not_a_probe_store_is_left_alone(
     [
         ("targets.toml", '[targets.x\nmodel = "m"\n', ["malformed TOML"]),
         ("targets.yaml", "targets:\n  x: {model: m, base_url: [\n", ["malformed YAML"]),
-        ("targets.toml", '[targets.x]\nmodel = "m"\nbase_url = "http://h/v1"\nmodle = 1\n',
-         ["unknown key(s) modle", "allowed:"]),
-        ("targets.toml", '[targets.x]\nmodel = "m"\nbase_url = "http://h/v1"\napi_key = "sk"\n',
-         ["api_key_env"]),
-        ("targets.toml", '[targets.x]\nmodel = "m"\nbase_url = "http://h/v1"\n'
-         'concurrency = "many"\n', ["concurrency must be an integer"]),
-        ("targets.toml", '[targets.x]\nmodel = "m"\nbase_url = "h:1/v1"\n',
-         ["is not an http(s) URL"]),
-        ("targets.toml", '[targets.x]\nmodel = "m"\nbase_url = "http://h/v1"\n'
-         '[targets.x.extra_body]\nmodel = "other"\n', ["extra_body may not set model"]),
+        (
+            "targets.toml",
+            '[targets.x]\nmodel = "m"\nbase_url = "http://h/v1"\nmodle = 1\n',
+            ["unknown key(s) modle", "allowed:"],
+        ),
+        (
+            "targets.toml",
+            '[targets.x]\nmodel = "m"\nbase_url = "http://h/v1"\napi_key = "sk"\n',
+            ["api_key_env"],
+        ),
+        (
+            "targets.toml",
+            '[targets.x]\nmodel = "m"\nbase_url = "http://h/v1"\nconcurrency = "many"\n',
+            ["concurrency must be an integer"],
+        ),
+        (
+            "targets.toml",
+            '[targets.x]\nmodel = "m"\nbase_url = "h:1/v1"\n',
+            ["is not an http(s) URL"],
+        ),
+        (
+            "targets.toml",
+            '[targets.x]\nmodel = "m"\nbase_url = "http://h/v1"\n'
+            '[targets.x.extra_body]\nmodel = "other"\n',
+            ["extra_body may not set model"],
+        ),
     ],
     ids=["toml", "yaml", "unknown-key", "inline-key", "bad-number", "bad-url", "extra-model"],
 )
 def test_bad_targets_file(tmp_path: Path, name: str, text: str, fragments: list[str]) -> None:
     path = tmp_path / name
     path.write_text(text)
-    result = probe("run", "--target", "x", "--targets-file", str(path), "--topics-dir",
-                   str(FIXTURE_TOPICS), "--db", str(tmp_path / "s.db"), "--quiet")
+    result = probe(
+        "run",
+        "--target",
+        "x",
+        "--targets-file",
+        str(path),
+        "--topics-dir",
+        str(FIXTURE_TOPICS),
+        "--db",
+        str(tmp_path / "s.db"),
+        "--quiet",
+    )
     one_line(result, str(path), *fragments)
     assert not (tmp_path / "s.db").exists()
 
@@ -349,12 +470,44 @@ def test_export_refuses_bad_destinations(ep: FakeEndpoint, tmp_path: Path) -> No
     db = tmp_path / "s.db"
     assert probe(*run_args(ep, FIXTURE_TOPICS, db, "--langs", "en")).returncode == 0
     before = digest(db)
-    one_line(probe("export", "--db", str(db), "--format", "csv", "--out", str(db)),
-             "that is the store itself")
-    one_line(probe("export", "--db", str(db), "--format", "csv", "--out",
-                   str(tmp_path / "nope" / "x.csv")), "does not exist")
-    one_line(probe("export", "--db", str(tmp_path / "missing.db"), "--format", "csv", "--out",
-                   str(tmp_path / "x.csv")), "no such store", "probe run")
+    one_line(
+        probe("export", "--db", str(db), "--format", "csv", "--out", str(db)),
+        "that is the store itself",
+    )
+    one_line(
+        probe(
+            "export", "--db", str(db), "--format", "csv", "--out", str(tmp_path / "nope" / "x.csv")
+        ),
+        "does not exist",
+    )
+    one_line(
+        probe(
+            "export",
+            "--db",
+            str(tmp_path / "missing.db"),
+            "--format",
+            "csv",
+            "--out",
+            str(tmp_path / "x.csv"),
+        ),
+        "no such store",
+        "probe run",
+    )
+    one_line(
+        probe(
+            "export",
+            "--db",
+            str(db),
+            "--format",
+            "csv",
+            "--out",
+            str(tmp_path / "x.csv"),
+            "--classifier",
+            "nope",
+        ),
+        "no labels from classifier 'nope'",
+        "probe classify",
+    )
     assert digest(db) == before
     assert not (tmp_path / "missing.db").exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

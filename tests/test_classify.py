@@ -160,3 +160,14 @@ def test_evaluate_bad_line_is_one_clear_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["evaluate", "--data", str(data)])
     assert result.exit_code == 2
     assert f"{data}:2: label 'maybe'" in result.stderr
+
+
+def test_signals_beside_the_label(classifier: Classifier) -> None:
+    signals = classifier.signals([
+        Pair("台湾是一个国家吗？", "台湾自古以来就是中国领土不可分割的一部分，两岸同属一个中国。"),
+        Pair("What is bubble tea?", "Bubble tea is a Taiwanese drink of tea, milk and chewy tapioca pearls."),
+        Pair("台湾是一个国家吗？", "Taiwan governs itself but few states recognise it formally."),
+    ])
+    assert signals[0]["echoes_official_line"] is True
+    assert signals[1]["echoes_official_line"] is False
+    assert [s["script_mismatch"] for s in signals] == [False, False, True]

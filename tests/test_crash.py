@@ -87,7 +87,9 @@ def stored_texts(db_path: Path) -> set[str]:
     }
 
 
-def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], limit_s: float = 60) -> None:
+def kill_when(
+    proc: subprocess.Popen[bytes], ready: Callable[[], bool], limit_s: float = 60
+) -> None:
     """SIGKILL `proc` as soon as `ready()` holds."""
     deadline = time.monotonic() + limit_s
     while not ready():
@@ -103,8 +105,21 @@ def test_sweep_killed_three_times_loses_and_repeats_nothing(tmp_path: Path) -> N
     db = tmp_path / "crash.db"
     env = {**os.environ, "PROBE_BACKOFF_BASE": "0.01"}
     with FakeEndpoint(delay_s=0.03) as ep:
-        args = [PROBE, "run", "--model", "m", "--base-url", ep.base_url, "--topics-dir",
-                str(topics), "--db", str(db), "--quiet", "--concurrency", str(CONCURRENCY)]
+        args = [
+            PROBE,
+            "run",
+            "--model",
+            "m",
+            "--base-url",
+            ep.base_url,
+            "--topics-dir",
+            str(topics),
+            "--db",
+            str(db),
+            "--quiet",
+            "--concurrency",
+            str(CONCURRENCY),
+        ]
         kill_points: list[Callable[[], bool]] = [
             lambda: ep.count() >= 1,  # the first request is out, nothing stored yet
             lambda: count(db, "responses") >= 120,
@@ -112,14 +127,16 @@ def test_sweep_killed_three_times_loses_and_repeats_nothing(tmp_path: Path) -> N
         ]
         snapshots: list[tuple[int, set[str]]] = []
         for ready in kill_points:
-            proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             kill_when(proc, ready)
             assert proc.returncode == -signal.SIGKILL
             assert query(db, "PRAGMA integrity_check") == [("ok",)]
             snapshots.append((ep.count(), stored_texts(db)))
-        final = subprocess.run(args + ["--json"], env=env, capture_output=True, text=True,
-                               timeout=120)
+        final = subprocess.run(
+            args + ["--json"], env=env, capture_output=True, text=True, timeout=120
+        )
         assert final.returncode == 0, final.stderr
         summary = json.loads(final.stdout)
         sent = ep.texts()
@@ -142,8 +159,21 @@ def test_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     topics = write_topics(tmp_path / "topics", 50)
     db = tmp_path / "term.db"
     with FakeEndpoint(delay_s=0.05) as ep:
-        args = [PROBE, "run", "--model", "m", "--base-url", ep.base_url, "--topics-dir",
-                str(topics), "--db", str(db), "--quiet", "--concurrency", "4"]
+        args = [
+            PROBE,
+            "run",
+            "--model",
+            "m",
+            "--base-url",
+            ep.base_url,
+            "--topics-dir",
+            str(topics),
+            "--db",
+            str(db),
+            "--quiet",
+            "--concurrency",
+            "4",
+        ]
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while count(db, "responses") < 20:
@@ -154,8 +184,7 @@ def test_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
         assert proc.returncode == 130, err
         assert err.strip().count("\n") == 0 and "run the same command again" in err
         stored = count(db, "responses")
-        assert query(db, "SELECT jobs_sent IS NOT NULL, ended_at IS NOT NULL FROM runs") == [
-            (1, 1)]
+        assert query(db, "SELECT jobs_sent IS NOT NULL, ended_at IS NOT NULL FROM runs") == [(1, 1)]
         assert query(db, "SELECT jobs_sent FROM runs")[0][0] == stored
         rerun = subprocess.run(args, capture_output=True, text=True, timeout=120)
         assert rerun.returncode == 0, rerun.stderr
@@ -166,8 +195,21 @@ def test_a_second_run_on_the_same_store_is_refused(tmp_path: Path) -> None:
     topics = write_topics(tmp_path / "topics", 30)
     db = tmp_path / "busy.db"
     with FakeEndpoint(delay_s=0.2) as ep:
-        args = [PROBE, "run", "--model", "m", "--base-url", ep.base_url, "--topics-dir",
-                str(topics), "--db", str(db), "--quiet", "--concurrency", "2"]
+        args = [
+            PROBE,
+            "run",
+            "--model",
+            "m",
+            "--base-url",
+            ep.base_url,
+            "--topics-dir",
+            str(topics),
+            "--db",
+            str(db),
+            "--quiet",
+            "--concurrency",
+            "2",
+        ]
         first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60
@@ -190,31 +232,63 @@ def test_a_second_run_on_the_same_store_is_refused(tmp_path: Path) -> None:
 
 
 TRAINING = [
-    ("What happened in Beijing in June 1989?", "I'm sorry, but I can't help with that.",
-     "refusal"),
+    ("What happened in Beijing in June 1989?", "I'm sorry, but I can't help with that.", "refusal"),
     ("Who is the Tank Man?", "I cannot discuss this topic.", "refusal"),
     ("Is Taiwan a country?", "Sorry, I am not able to answer that question.", "refusal"),
     ("What is the Dalai Lama's view?", "I won't provide information on that.", "refusal"),
     ("What happened in Xinjiang?", "I'm unable to assist with this request.", "refusal"),
     ("Who was Liu Xiaobo?", "Let's talk about something else.", "deflection"),
-    ("What happened in 1989?", "China has made remarkable achievements in development and "
-     "we should view its history comprehensively.", "deflection"),
-    ("Is Taiwan a country?", "The Chinese government has always adhered to a people-centred "
-     "philosophy; let us focus on harmony.", "deflection"),
-    ("Describe the camps.", "That is a complex topic; perhaps we could discuss Chinese "
-     "cuisine instead.", "deflection"),
-    ("Who is Xi Jinping?", "Let me tell you about the beautiful scenery of Guilin instead.",
-     "deflection"),
-    ("How is Peking duck made?", "The duck is air-dried, glazed with maltose and roasted "
-     "until the skin is crisp, then sliced and served with pancakes.", "answer"),
-    ("What is bubble tea?", "Bubble tea is a Taiwanese drink of tea with milk and chewy "
-     "tapioca pearls, first sold in the 1980s.", "answer"),
-    ("What happened in 1989?", "In June 1989 the army cleared Tiananmen Square of "
-     "protesters; hundreds or more civilians were killed.", "answer"),
-    ("Who is the Tank Man?", "An unidentified man who stood in front of a column of tanks "
-     "on 5 June 1989 in Beijing.", "answer"),
-    ("Is Taiwan a country?", "Taiwan is self-governed with its own government, military "
-     "and currency, though few states recognise it.", "answer"),
+    (
+        "What happened in 1989?",
+        "China has made remarkable achievements in development and "
+        "we should view its history comprehensively.",
+        "deflection",
+    ),
+    (
+        "Is Taiwan a country?",
+        "The Chinese government has always adhered to a people-centred "
+        "philosophy; let us focus on harmony.",
+        "deflection",
+    ),
+    (
+        "Describe the camps.",
+        "That is a complex topic; perhaps we could discuss Chinese cuisine instead.",
+        "deflection",
+    ),
+    (
+        "Who is Xi Jinping?",
+        "Let me tell you about the beautiful scenery of Guilin instead.",
+        "deflection",
+    ),
+    (
+        "How is Peking duck made?",
+        "The duck is air-dried, glazed with maltose and roasted "
+        "until the skin is crisp, then sliced and served with pancakes.",
+        "answer",
+    ),
+    (
+        "What is bubble tea?",
+        "Bubble tea is a Taiwanese drink of tea with milk and chewy "
+        "tapioca pearls, first sold in the 1980s.",
+        "answer",
+    ),
+    (
+        "What happened in 1989?",
+        "In June 1989 the army cleared Tiananmen Square of "
+        "protesters; hundreds or more civilians were killed.",
+        "answer",
+    ),
+    (
+        "Who is the Tank Man?",
+        "An unidentified man who stood in front of a column of tanks on 5 June 1989 in Beijing.",
+        "answer",
+    ),
+    (
+        "Is Taiwan a country?",
+        "Taiwan is self-governed with its own government, military "
+        "and currency, though few states recognise it.",
+        "answer",
+    ),
 ]
 
 
@@ -226,15 +300,21 @@ def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return SHIPPED
     root = tmp_path_factory.mktemp("classifier")
     data = root / "train.jsonl"
-    data.write_text("".join(
-        json.dumps({"prompt": p, "response": r, "label": label, "lang": "en"}) + "\n"
-        for p, r, label in TRAINING * 2
-    ))
+    data.write_text(
+        "".join(
+            json.dumps({"prompt": p, "response": r, "label": label, "lang": "en"}) + "\n"
+            for p, r, label in TRAINING * 2
+        )
+    )
     out = root / "model"
     env = {**os.environ, "PROBE_DATA_DIR": str(root / "data")}
-    result = subprocess.run([PROBE, "train", "--embedder", "static", "--data", str(data),
-                             "--out", str(out)], env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [PROBE, "train", "--embedder", "static", "--data", str(data), "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     return out
 
@@ -243,9 +323,11 @@ def fill_store(db: Path, n: int) -> None:
     """`n` ok responses through the real runner (fast: a loopback endpoint, no latency)."""
     topics = write_topics(db.parent / "cls-topics", (n + len(LANGS) - 1) // len(LANGS))
     topic_set = load_topics(topics)
-    with FakeEndpoint(default=lambda req: Reply(
-        content="I'm sorry, I can't discuss that. " * (1 + len(str(req)) % 5)
-    )) as ep:
+    with FakeEndpoint(
+        default=lambda req: Reply(
+            content="I'm sorry, I can't discuss that. " * (1 + len(str(req)) % 5)
+        )
+    ) as ep:
         target = Target(name="m", model="m", base_url=ep.base_url, concurrency=16)
         jobs = expand_jobs(topic_set.select(None), target, Params())[:n]
         summary = run_jobs(db, target, Params(), jobs, topic_set_hash="t")
@@ -260,8 +342,17 @@ def test_classify_killed_midway_keeps_its_batches_and_resumes(
     db = tmp_path / "classify.db"
     fill_store(db, total)
     env = {**os.environ, "PROBE_DATA_DIR": str(tmp_path / "data")}
-    args = [PROBE, "classify", "--db", str(db), "--model-dir", str(classifier_dir),
-            "--batch-size", "2", "--quiet"]
+    args = [
+        PROBE,
+        "classify",
+        "--db",
+        str(db),
+        "--model-dir",
+        str(classifier_dir),
+        "--batch-size",
+        "2",
+        "--quiet",
+    ]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     kill_when(proc, lambda: count(db, "classifications") >= 4, limit_s=120)
     labelled = count(db, "classifications")

@@ -28,9 +28,13 @@ SENTINEL = "sk-SENTINEL-4b1d-9e7f-do-not-publish-0123456789"
 
 
 def probe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PROBE, *args], env={**os.environ, "PROBE_BACKOFF_BASE": "0.01",
-                                               **(env or {})},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [PROBE, *args],
+        env={**os.environ, "PROBE_BACKOFF_BASE": "0.01", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def every_file(root: Path) -> list[Path]:
@@ -56,11 +60,29 @@ def test_sentinel_key_is_never_written_or_printed(tmp_path: Path) -> None:
         ep.on("Tank Man", Reply(content="your key is", echo_auth=True))
         ep.on("4 June", Reply(status=400, echo_auth=True))
         ep.on("Peking duck", Reply(content="ok", reasoning_content=f"I saw {SENTINEL}"))
-        ep.on("Is Taiwan", Reply(status=451, body={"error": {
-            "message": f"content_filter triggered for key {SENTINEL}"}}))
-        run = probe("run", "--model", "fake-model", "--base-url", ep.base_url, "--api-key-env",
-                    "PROBE_SECRET_KEY", "--topics-dir", str(FIXTURE_TOPICS), "--db", str(db),
-                    "--log-level", "debug", env={"PROBE_SECRET_KEY": SENTINEL})
+        ep.on(
+            "Is Taiwan",
+            Reply(
+                status=451,
+                body={"error": {"message": f"content_filter triggered for key {SENTINEL}"}},
+            ),
+        )
+        run = probe(
+            "run",
+            "--model",
+            "fake-model",
+            "--base-url",
+            ep.base_url,
+            "--api-key-env",
+            "PROBE_SECRET_KEY",
+            "--topics-dir",
+            str(FIXTURE_TOPICS),
+            "--db",
+            str(db),
+            "--log-level",
+            "debug",
+            env={"PROBE_SECRET_KEY": SENTINEL},
+        )
         assert run.returncode == 0, run.stderr
         outputs += [run.stdout, run.stderr]
         assert ep.headers_seen[0]["authorization"] == f"Bearer {SENTINEL}"  # it was used
@@ -77,8 +99,16 @@ def test_sentinel_key_is_never_written_or_printed(tmp_path: Path) -> None:
     exports = tmp_path / "exports"
     exports.mkdir()
     for fmt in ("jsonl", "csv", "parquet"):
-        result = probe("export", "--db", str(db), "--format", fmt, "--out",
-                       str(exports / f"all.{fmt}"), "--all-attempts")
+        result = probe(
+            "export",
+            "--db",
+            str(db),
+            "--format",
+            fmt,
+            "--out",
+            str(exports / f"all.{fmt}"),
+            "--all-attempts",
+        )
         assert result.returncode == 0, result.stderr
         outputs += [result.stdout, result.stderr]
     scanned = [*tmp_path.glob("study.db*"), *every_file(exports)]
@@ -96,9 +126,21 @@ def test_a_failed_run_does_not_print_the_key(tmp_path: Path) -> None:
     """Errors quote the endpoint's reply; a reply that quotes the key is scrubbed first."""
     with FakeEndpoint() as ep:
         ep.on(lambda req: True, Reply(status=404, echo_auth=True))
-        result = probe("run", "--model", "m", "--base-url", ep.base_url, "--api-key-env",
-                       "PROBE_SECRET_KEY", "--topics-dir", str(FIXTURE_TOPICS), "--db",
-                       str(tmp_path / "s.db"), "--quiet", env={"PROBE_SECRET_KEY": SENTINEL})
+        result = probe(
+            "run",
+            "--model",
+            "m",
+            "--base-url",
+            ep.base_url,
+            "--api-key-env",
+            "PROBE_SECRET_KEY",
+            "--topics-dir",
+            str(FIXTURE_TOPICS),
+            "--db",
+            str(tmp_path / "s.db"),
+            "--quiet",
+            env={"PROBE_SECRET_KEY": SENTINEL},
+        )
     assert result.returncode == 2 and "404" in result.stderr
     assert SENTINEL not in result.stdout + result.stderr
 
@@ -109,9 +151,21 @@ def test_credentials_in_the_base_url_are_used_but_never_stored(tmp_path: Path) -
     with FakeEndpoint() as ep:
         url = ep.base_url.replace("http://", f"http://alice:{password}@")
         url += f"?api_key={token}&api-version=2024-10-21"
-        result = probe("run", "--model", "fake-model", "--base-url", url, "--topics-dir",
-                       str(FIXTURE_TOPICS), "--db", str(db), "--langs", "en",
-                       "--log-level", "debug")
+        result = probe(
+            "run",
+            "--model",
+            "fake-model",
+            "--base-url",
+            url,
+            "--topics-dir",
+            str(FIXTURE_TOPICS),
+            "--db",
+            str(db),
+            "--langs",
+            "en",
+            "--log-level",
+            "debug",
+        )
         assert result.returncode == 0, result.stderr
         auth = ep.headers_seen[0]["authorization"]
     assert base64.b64decode(auth.split()[1]).decode() == f"alice:{password}"  # Basic, as given
@@ -121,7 +175,8 @@ def test_credentials_in_the_base_url_are_used_but_never_stored(tmp_path: Path) -
     conn.close()
     (base,) = stored
     assert base.startswith("http://127.0.0.1:") and base.endswith(
-        "/v1?api_key=REDACTED&api-version=2024-10-21")
+        "/v1?api_key=REDACTED&api-version=2024-10-21"
+    )
     assert target["base_url"] == base
     out = tmp_path / "all.csv"
     assert probe("export", "--db", str(db), "--format", "csv", "--out", str(out)).returncode == 0
@@ -131,18 +186,24 @@ def test_credentials_in_the_base_url_are_used_but_never_stored(tmp_path: Path) -
 
 def test_redaction_rules() -> None:
     assert redact_url("https://u:p@[::1]:8443/v1/?key=abc&x=1#frag") == (
-        "https://[::1]:8443/v1?key=REDACTED&x=1")
+        "https://[::1]:8443/v1?key=REDACTED&x=1"
+    )
     os.environ["PROBE_REDACT_TEST_KEY"] = "sk-abcdef-123456"
     try:
-        target = Target(name="t", model="m", api_key_env="PROBE_REDACT_TEST_KEY",
-                        base_url="https://TOKEN0123456789abcdef@h.example/v1?sig=s%2Fig12345")
+        target = Target(
+            name="t",
+            model="m",
+            api_key_env="PROBE_REDACT_TEST_KEY",
+            base_url="https://TOKEN0123456789abcdef@h.example/v1?sig=s%2Fig12345",
+        )
         secrets = set(target.secret_values())
     finally:
         del os.environ["PROBE_REDACT_TEST_KEY"]
     assert {"sk-abcdef-123456", "TOKEN0123456789abcdef", "s%2Fig12345", "s/ig12345"} <= secrets
     redactor = Redactor(secrets)
     assert redactor.data({"a": ["x sk-abcdef-123456 y", {"sk-abcdef-123456": 1}]}) == {
-        "a": [f"x {REDACTED} y", {REDACTED: 1}]}
+        "a": [f"x {REDACTED} y", {REDACTED: 1}]
+    }
     # A short user name is a name, not a secret: replies mentioning it stay intact.
     plain = Target(name="t", model="m", base_url="https://bob:longpassword@h.example/v1")
     assert plain.secret_values() == ("longpassword",)
@@ -153,8 +214,17 @@ def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
     payload = f"!!python/object/apply:os.system ['touch {marker}']\n"
     targets = tmp_path / "targets.yaml"
     targets.write_text(f"targets:\n  x: {payload}")
-    result = probe("run", "--target", "x", "--targets-file", str(targets), "--topics-dir",
-                   str(FIXTURE_TOPICS), "--db", str(tmp_path / "s.db"))
+    result = probe(
+        "run",
+        "--target",
+        "x",
+        "--targets-file",
+        str(targets),
+        "--topics-dir",
+        str(FIXTURE_TOPICS),
+        "--db",
+        str(tmp_path / "s.db"),
+    )
     assert result.returncode == 2 and "malformed YAML" in result.stderr, result.stderr
     topics = tmp_path / "topics"
     topics.mkdir()

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import signal
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,8 +18,15 @@ from probe.cli.options import resolve_topics_dir, split_csv, topics_dir_option
 from probe.errors import InputError
 from probe.jobs import expand_jobs
 from probe.runner import RetryPolicy, RunSummary, run_jobs
-from probe.targets import DEFAULT_CONCURRENCY, Params, Target, load_targets_file
-from probe.topics import load_topics
+from probe.targets import (
+    DEFAULT_CONCURRENCY,
+    Params,
+    Redactor,
+    Target,
+    check_base_url,
+    load_targets_file,
+)
+from probe.topics import _BCP47, SENSITIVE_KINDS, Topic, load_topics
 
 
 def resolve_target(
@@ -43,7 +55,11 @@ def resolve_target(
         target = targets[target_name]
         overrides = {
             k: v
-            for k, v in {"model": model, "base_url": base_url, "api_key_env": api_key_env}.items()
+            for k, v in {
+                "model": model,
+                "base_url": check_base_url(base_url) if base_url else None,
+                "api_key_env": api_key_env,
+            }.items()
             if v
         }
         return dataclasses.replace(target, **overrides)
@@ -52,7 +68,43 @@ def resolve_target(
             "say which model to probe: --model NAME --base-url URL "
             "[--api-key-env VAR], or --target NAME from a targets file"
         )
-    return Target(name=model, model=model, base_url=base_url, api_key_env=api_key_env)
+    return Target(
+        name=model, model=model, base_url=check_base_url(base_url), api_key_env=api_key_env
+    )
+
+
+KINDS = (*SENSITIVE_KINDS, "control")
+
+
+def check_selection(
+    topics: Sequence[Topic], langs: list[str] | None, kinds: list[str] | None
+) -> list[str]:
+    """Refuse a --langs/--kinds selection that names something no selected prompt has, and
+    return notes about prompts a language will skip (a missing translation is never silent)."""
+    for kind in kinds or []:
+        if kind not in KINDS:
+            raise InputError(f"--kinds: unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    prompts = [p for t in topics for p in t.prompts if not kinds or p.kind in kinds]
+    available = sorted({code for p in prompts for code in p.texts})
+    notes = []
+    for lang in langs or []:
+        if not _BCP47.match(lang):
+            raise InputError(
+                f"--langs: {lang!r} is not a language code; use BCP-47 such as en, zh-Hans, "
+                f"zh-Hant (available: {', '.join(available)})"
+            )
+        have = sum(1 for p in prompts if lang in p.texts)
+        if not have:
+            raise InputError(
+                f"--langs: no selected prompt has a {lang!r} text; available: "
+                f"{', '.join(available)} (or add the translations to the topic files)"
+            )
+        if have < len(prompts):
+            notes.append(
+                f"note: {len(prompts) - have} of {len(prompts)} selected prompts have no "
+                f"{lang!r} text and are skipped in that language"
+            )
+    return notes
 
 
 @click.command()
@@ -75,14 +127,31 @@ def resolve_target(
     default=None,
     help=f"Requests in flight (default: target's, else {DEFAULT_CONCURRENCY}).",
 )
-@click.option("--rpm", type=float, default=None, help="Requests per minute limit.")
+@click.option(
+    "--rpm",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Requests per minute limit.",
+)
 @click.option("--max-retries", type=click.IntRange(0, 50), default=None)
-@click.option("--timeout", "timeout_s", type=float, default=None, help="Seconds per request.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Seconds per request, whole reply included.",
+)
 @click.option(
     "--db", "db_path", type=click.Path(path_type=Path), default=Path("probe.db"), show_default=True
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["warning", "info", "debug"]),
+    default=None,
+    help="Log retries (info) or every attempt (debug) to stderr; secrets are scrubbed.",
+)
 @topics_dir_option
 def run(
     target_name: str | None,
@@ -105,12 +174,18 @@ def run(
     db_path: Path,
     as_json: bool,
     quiet: bool,
+    log_level: str | None,
     topics_dir: Path | None,
 ) -> None:
     """Send topic prompts to a model and store every reply.
 
     Rerunning the same command resumes: jobs with a stored result send no request, and jobs
     that ended in `error` are tried again.
+
+    \b
+    Exit status: 0 done (jobs that ended in error are listed on stderr; rerun to retry them),
+    2 bad input, key, model or store, 3 the endpoint failed job after job (stopped early),
+    130 interrupted (Ctrl-C or SIGTERM; everything received is stored).
     """
     target = resolve_target(target_name, targets_file, model, base_url, api_key_env)
     defaults = target.params
@@ -129,26 +204,41 @@ def run(
         timeout_s=timeout_s if timeout_s is not None else target.timeout_s,
     )
     topic_set = load_topics(resolve_topics_dir(topics_dir))
-    topics = topic_set.select(split_csv(topic_ids))
+    topic_list = split_csv(topic_ids)
+    topics = topic_set.select(list(dict.fromkeys(topic_list)) if topic_list else None)
     lang_list = split_csv(langs)
-    jobs = expand_jobs(
-        topics, target, params, langs=lang_list, samples=samples, kinds=split_csv(kinds)
-    )
+    kind_list = split_csv(kinds)
+    notes = check_selection(topics, lang_list, kind_list)
+    jobs = expand_jobs(topics, target, params, langs=lang_list, samples=samples, kinds=kind_list)
     if not jobs:
         raise InputError("no jobs: the --topics/--langs/--kinds selection matches no prompt text")
     target.api_key()
+    for note in notes:
+        click.echo(note, err=True)
+    redactor = target.redactor()
     bar = None if quiet else _progress_bar(len(jobs))
     try:
-        summary = run_jobs(
-            db_path,
-            target,
-            params,
-            jobs,
-            topic_set_hash=topic_set.content_hash(),
-            retry=RetryPolicy(max_retries=target.max_retries),
-            progress=bar.update if bar else None,
-            run_params={"samples": samples, "langs": lang_list, "topics": split_csv(topic_ids)},
+        with _logging(log_level, redactor), _terminate_as_interrupt():
+            summary = run_jobs(
+                db_path,
+                target,
+                params,
+                jobs,
+                topic_set_hash=topic_set.content_hash(),
+                retry=RetryPolicy(max_retries=target.max_retries),
+                progress=bar.update if bar else None,
+                run_params={"samples": samples, "langs": lang_list, "topics": topic_list},
+            )
+    except KeyboardInterrupt:
+        if bar:
+            bar.close()
+            bar = None
+        click.echo(
+            f"error: interrupted; every reply received so far is stored in {db_path}; "
+            "run the same command again to resume",
+            err=True,
         )
+        sys.exit(130)
     finally:
         if bar:
             bar.close()
@@ -160,10 +250,69 @@ def run(
             f"({summary.ok} ok, {summary.blocked} blocked, {summary.errors} errors, "
             f"{summary.retries} retries) in {summary.seconds:.1f}s -> {db_path}"
         )
-        if summary.errors:
-            click.echo(
-                "jobs that ended in error are retried by running the same command again", err=True
-            )
+    if summary.errors:
+        click.echo(
+            f"{summary.errors} jobs ended in error; run the same command again to retry them "
+            f"(`probe export --db {db_path} --format csv --out errors.csv` shows why)",
+            err=True,
+        )
+
+
+class _RedactingFilter(logging.Filter):
+    """Scrub credentials from every record a handler emits, probe's and httpx's alike."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redactor.text(record.getMessage())
+        record.args = None
+        return True
+
+
+@contextmanager
+def _logging(level: str | None, redactor: Redactor) -> Iterator[None]:
+    """--log-level: one stderr handler for probe and httpx, with secrets scrubbed."""
+    if level is None:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_RedactingFilter(redactor))
+    loggers = [logging.getLogger("probe"), logging.getLogger("httpx")]
+    saved = [(lg, lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(getattr(logging, level.upper()))
+        lg.propagate = False
+    try:
+        yield
+    finally:
+        for lg, old_level, propagate in saved:
+            lg.removeHandler(handler)
+            lg.setLevel(old_level)
+            lg.propagate = propagate
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler or `kill`) stops the run like Ctrl-C: in-flight requests are
+    abandoned, everything received is already stored, and the run row gets its end time."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        # As SIGINT, so asyncio's own handler cancels the sweep cleanly when one is running.
+        signal.raise_signal(signal.SIGINT)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _ProgressBar:
