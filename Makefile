@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.probe-installed
 
-.PHONY: install demo test lint bench clean browser-deps
+.PHONY: install demo test lint bench clean browser-deps classifier
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,11 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# The shipped classifier: retrain it exactly as it was trained (see docs/classifier.md).
+# English-language authored replies stay in the corpus but out of the head's training set.
+CLASSIFIER_DATA := corpus/authored-en.jsonl corpus/authored-cjk.jsonl corpus/authored-world.jsonl \
+	corpus/authored-hardcases.jsonl corpus/qwen-local-labelled.jsonl
+classifier: $(STAMP)
+	$(VENV)/bin/probe train $(addprefix --data ,$(CLASSIFIER_DATA)) --exclude-lang en \
+	  --out probe/data/classifier

@@ -19,6 +19,7 @@ class Example:
     lang: str = ""
     source: str = ""
     id: str = ""
+    subject: str = ""
 
 
 def load_jsonl(paths: Iterable[Path], *, require_label: bool = True) -> list[Example]:
@@ -51,5 +52,6 @@ def load_jsonl(paths: Iterable[Path], *, require_label: bool = True) -> list[Exa
                     prompt=obj["prompt"], response=obj["response"], label=label,
                     lang=str(obj.get("lang") or ""), source=str(obj.get("source") or path.stem),
                     id=str(obj.get("id") or f"{path.stem}:{number}"),
+                    subject=str(obj.get("subject") or ""),
                 ))
     return examples

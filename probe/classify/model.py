@@ -102,6 +102,29 @@ class TrainedHead:
                    ngram_weight=parts["ngram_weight"], meta=meta)
 
 
+def balanced_weights(labels: Sequence[str], langs: Sequence[str] | None) -> np.ndarray:
+    """Weights that give every label, and within it every language, an equal share.
+
+    Equal labels keep the head's priors uniform instead of copying the corpus' mix. Equal
+    languages stop the best-represented language's surface style from deciding the boundary,
+    which pushes the head towards cues that hold across languages (and so towards languages
+    it has seen little of)."""
+    groups = list(zip(labels, langs if langs is not None else [""] * len(labels), strict=True))
+    label_count: dict[str, int] = {}
+    cell_count: dict[tuple[str, str], int] = {}
+    langs_per_label: dict[str, set[str]] = {}
+    for label, lang in groups:
+        label_count[label] = label_count.get(label, 0) + 1
+        cell_count[(label, lang)] = cell_count.get((label, lang), 0) + 1
+        langs_per_label.setdefault(label, set()).add(lang)
+    n = len(groups)
+    weights = np.array([
+        n / len(label_count) / len(langs_per_label[label]) / cell_count[(label, lang)]
+        for label, lang in groups
+    ])
+    return weights / weights.mean()
+
+
 def corpus_digest(files: Sequence[Path]) -> str:
     digest = hashlib.sha256()
     for path in sorted(files, key=lambda p: p.name):
@@ -122,7 +145,8 @@ def classifier_id(corpus_sha: str, embedder_name: str, settings: dict[str, Any])
 
 def train_head(
     embedder: Embedder, pairs: Sequence[Pair], labels: Sequence[str], *, corpus_sha: str,
-    c: float = 0.5, ngram_weight: float = 0.5, extra_meta: dict[str, Any] | None = None,
+    c: float = 0.5, ngram_weight: float = 0.5, langs: Sequence[str] | None = None,
+    extra_meta: dict[str, Any] | None = None,
 ) -> TrainedHead:
     from scipy import sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -135,8 +159,8 @@ def train_head(
                                  max_features=40000, sublinear_tf=True)
     grams = vectorizer.fit_transform(ngram_texts(pairs)) * ngram_weight
     x = sparse.hstack([sparse.csr_matrix(scaler.transform(dense)), grams]).tocsr()
-    model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000)
-    model.fit(x, list(labels))
+    model = LogisticRegression(C=c, max_iter=3000)
+    model.fit(x, list(labels), sample_weight=balanced_weights(labels, langs))
     settings = {"c": c, "ngram_weight": ngram_weight, "head": HEAD_CHARS}
     cid = classifier_id(corpus_sha, embedder.name, settings)
     counts = {label: int(sum(1 for y in labels if y == label)) for label in LABELS}

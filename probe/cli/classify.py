@@ -57,23 +57,32 @@ def classify(db_path: Path, model_dir: Path | None, batch_size: int, quiet: bool
               help="e5, static, or st:<sentence-transformers model>.")
 @click.option("--c", "c", default=0.5, show_default=True, type=float)
 @click.option("--ngram-weight", default=0.5, show_default=True, type=float)
+@click.option("--exclude-lang", "exclude_langs", multiple=True,
+              help="Leave out AUTHORED examples (source probe-authored) whose reply is in this "
+              "language; real model replies are always kept (repeatable).")
 def train(data: tuple[Path, ...], more: tuple[Path, ...], out: Path, embedder: str, c: float,
-          ngram_weight: float) -> None:
+          ngram_weight: float, exclude_langs: tuple[str, ...]) -> None:
     """Train a classifier from labelled JSONL (prompt, response, label)."""
     from probe.classify.corpus import load_jsonl
     from probe.classify.embedders import CachedEmbedder, make_embedder
     from probe.classify.model import Pair, corpus_digest, train_head
 
     files = [*data, *more]
-    examples = load_jsonl(files)
+    examples = [
+        e for e in load_jsonl(files)
+        if not (e.source == "probe-authored" and e.lang in set(exclude_langs))
+    ]
     if len({e.label for e in examples}) < 3:
         raise InputError("training data must contain all three labels: refusal, deflection, answer")
     started = time.perf_counter()
     emb = CachedEmbedder(make_embedder(embedder))
     head = train_head(
         emb, [Pair(e.prompt, e.response) for e in examples], [e.label for e in examples],
-        corpus_sha=corpus_digest(files), c=c, ngram_weight=ngram_weight,
+        corpus_sha=corpus_digest(files)
+        + (f"|exclude:{','.join(sorted(exclude_langs))}" if exclude_langs else ""),
+        c=c, ngram_weight=ngram_weight,
         extra_meta={"corpus_files": [p.name for p in files],
+                    "excluded_languages": sorted(exclude_langs),
                     "languages": sorted({e.lang for e in examples})},
     )
     head.save(out)
