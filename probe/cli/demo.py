@@ -28,7 +28,7 @@ from probe.topics import load_topics
               help="Also probe SmolLM2-135M (English, does not censor) as a control.")
 @click.option("--langs", default=",".join(DEMO_LANGS), show_default=True)
 @click.option("--samples", default=1, show_default=True, type=click.IntRange(1, 20))
-@click.option("--max-tokens", default=160, show_default=True)
+@click.option("--max-tokens", default=128, show_default=True)
 @click.option("--temperature", default=0.0, show_default=True)
 @click.option("--keep-server", is_flag=True, help="Leave the local servers running afterwards.")
 def demo(db_path: Path, out: Path, model_name: str, control: bool, langs: str, samples: int,

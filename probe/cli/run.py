@@ -316,22 +316,38 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 class _ProgressBar:
-    """done / blocked / errors on one line, on stderr."""
+    """done / blocked / errors: a live bar on a terminal, a plain line every 5% otherwise (so
+    logs and CI output show progress too)."""
 
     def __init__(self, total: int) -> None:
         from tqdm import tqdm
 
-        self._bar = tqdm(total=total, unit="job", file=sys.stderr, dynamic_ncols=True, disable=None)
+        self._total = total
+        self._live = sys.stderr.isatty()
+        self._bar = tqdm(
+            total=total, unit="job", file=sys.stderr, dynamic_ncols=True, disable=not self._live
+        )
         self._started = False
+        self._done = 0
+        self._step = max(1, total // 20)
 
     def update(self, summary: RunSummary) -> None:
         if not self._started:
             self._bar.update(summary.already_done)
+            self._done = summary.already_done
             self._started = True
         self._bar.update(1)
+        self._done += 1
         self._bar.set_postfix(
             ok=summary.ok, blocked=summary.blocked, errors=summary.errors, refresh=False
         )
+        if not self._live and (self._done % self._step == 0 or self._done == self._total):
+            print(
+                f"  {self._done}/{self._total} done ({summary.ok} ok, {summary.blocked} blocked, "
+                f"{summary.errors} errors)",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         self._bar.close()
