@@ -31,3 +31,16 @@ def test_every_command_has_help() -> None:
         result = runner.invoke(cli, [name, "--help"])
         assert result.exit_code == 0, (name, result.output)
         assert len(result.output.splitlines()) > 3, name
+
+
+def test_targets_lists_a_file_without_secrets(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "targets.toml"
+    path.write_text(
+        '[targets.ds]\nmodel = "deepseek-chat"\nbase_url = "https://user:pw@api.deepseek.com/v1"\n'
+        'api_key_env = "DEEPSEEK_API_KEY"\n'
+    )
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-never-printed")
+    result = CliRunner().invoke(cli, ["targets", "--targets-file", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "deepseek-chat" in result.output and "$DEEPSEEK_API_KEY" in result.output
+    assert "sk-never-printed" not in result.output and "pw@" not in result.output
