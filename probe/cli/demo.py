@@ -56,8 +56,8 @@ def demo(db_path: Path, out: Path, model_name: str, control: bool, langs: str, s
                f"models: {', '.join(name for name, _ in sweeps)}; store: {db_path}")
     try:
         for name, model_langs in sweeps:
-            click.echo(f"\n[1/4] starting local model {name} (first time: assembling the model)")
-            info = local.start(name)
+            click.echo(f"\n[1/4] starting local model {name} (the first time also assembles it)")
+            info = local.start(name, port=_stable_port(name))
             target = Target(name=name, model=info.model, base_url=info.base_url, concurrency=1,
                             timeout_s=300.0)
             click.echo(f"[2/4] probing {info.model} at {info.base_url} in {', '.join(model_langs)}")
@@ -88,6 +88,27 @@ def demo(db_path: Path, out: Path, model_name: str, control: bool, langs: str, s
     if report_path:
         click.echo(f"\nreport: {report_path}")
     click.echo(f"store: {db_path}   ({time.perf_counter() - started:.0f}s)")
+
+
+# Fixed ports per local model: the base URL is part of every job's identity, so a resumed demo
+# must find its model at the same address to recognise the replies it already stored.
+DEMO_PORTS = {"qwen-0.5b": 18351, "qwen-1.5b": 18352, "smollm2": 18353}
+
+
+def _stable_port(name: str) -> int:
+    """The model's demo port if it is free, else 0 (any free port; the demo then starts over)."""
+    import socket
+
+    port = DEMO_PORTS.get(name, 0)
+    if not port:
+        return 0
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            click.echo(f"      port {port} is busy; using another (a resumed demo starts over)")
+            return 0
+    return port
 
 
 def _write_report(db_path: Path, out: Path) -> Path | None:
