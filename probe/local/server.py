@@ -207,8 +207,9 @@ def default_threads() -> int:
     llama.cpp's threads wait for each other at every layer, so one descheduled thread stalls
     them all: on a busy 2-core machine two threads were measured 5-15 times slower per reply
     than one, while on an idle one two threads took 3.0 s per 128-token reply against 4.9 s for
-    one. So small machines get one thread per CPU not already busy (by the 1-minute load
-    average); on large machines half the CPUs (the physical cores) is llama.cpp's own default.
+    one. So small machines get one thread per CPU that is idle right now (measured over half a
+    second: the load average lags by minutes, so right after an install it would say busy);
+    on large machines half the CPUs (the physical cores) is llama.cpp's own default.
     PROBE_LOCAL_THREADS overrides it.
     """
     override = os.environ.get("PROBE_LOCAL_THREADS", "").strip()
@@ -220,11 +221,34 @@ def default_threads() -> int:
         cpus = os.cpu_count() or 1
     if cpus > 4:
         return cpus // 2
+    idle = idle_cpus()
+    if idle is None:
+        return max(1, cpus - 1)
+    return max(1, min(cpus, round(idle)))
+
+
+def idle_cpus(window_s: float = 0.5) -> float | None:
+    """How many CPUs were idle over the last `window_s` seconds (Linux /proc/stat), or None."""
+
+    def sample() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as stat:
+                fields = [int(v) for v in stat.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return idle, sum(fields)
+
+    first = sample()
+    time.sleep(window_s)
+    second = sample()
+    if first is None or second is None or second[1] <= first[1]:
+        return None
     try:
-        busy = round(os.getloadavg()[0])
-    except OSError:  # pragma: no cover - no load average on this platform
-        busy = 1
-    return max(1, min(cpus, cpus - busy))
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        cpus = os.cpu_count() or 1
+    return cpus * (second[0] - first[0]) / (second[1] - first[1])
 
 
 def _launch(
