@@ -54,29 +54,32 @@ def demo(db_path: Path, out: Path, model_name: str, control: bool, langs: str, s
     jobs_per_model = sum(len(t.prompts) for t in plan.topics) * samples
     click.echo(f"probe demo: {len(plan.topics)} topics, {jobs_per_model} prompts per language, "
                f"models: {', '.join(name for name, _ in sweeps)}; store: {db_path}")
-    try:
-        for name, model_langs in sweeps:
-            click.echo(f"\n[1/4] starting local model {name} (the first time also assembles it)")
-            info = local.start(name, port=_stable_port(name))
-            target = Target(name=name, model=info.model, base_url=info.base_url, concurrency=1,
-                            timeout_s=300.0)
-            click.echo(f"[2/4] probing {info.model} at {info.base_url} in {', '.join(model_langs)}")
-            from probe.cli.run import _progress_bar
+    from probe.cli.run import _terminate_as_interrupt
 
-            bar = _progress_bar(len(model_langs) * jobs_per_model)
-            try:
-                summary = sweep_model(db_path, target, plan, topic_set.content_hash(),
-                                      langs=model_langs, progress=bar.update)
-            finally:
-                bar.close()
-            click.echo(f"      {summary.sent} sent, {summary.already_done} already stored, "
-                       f"{summary.blocked} blocked, {summary.errors} errors")
+    with _terminate_as_interrupt():
+        try:
+            for name, model_langs in sweeps:
+                click.echo(f"\n[1/4] starting local model {name} (the first time also assembles it)")
+                info = local.start(name, port=_stable_port(name))
+                target = Target(name=name, model=info.model, base_url=info.base_url, concurrency=1,
+                                timeout_s=300.0)
+                click.echo(f"[2/4] probing {info.model} at {info.base_url} in {', '.join(model_langs)}")
+                from probe.cli.run import _progress_bar
+
+                bar = _progress_bar(len(model_langs) * jobs_per_model)
+                try:
+                    summary = sweep_model(db_path, target, plan, topic_set.content_hash(),
+                                          langs=model_langs, progress=bar.update)
+                finally:
+                    bar.close()
+                click.echo(f"      {summary.sent} sent, {summary.already_done} already stored, "
+                           f"{summary.blocked} blocked, {summary.errors} errors")
+                if not keep_server:
+                    local.stop(name)
+        finally:
             if not keep_server:
-                local.stop(name)
-    finally:
-        if not keep_server:
-            for name, _ in sweeps:
-                local.stop(name)
+                for name, _ in sweeps:
+                    local.stop(name)
     click.echo("\n[3/4] labelling replies (refusal / deflection / answer)")
     from probe.classify.classifier import Classifier, classify_store
 
