@@ -302,6 +302,10 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
     def interrupt(signum: int, frame: Any) -> None:
         # As SIGINT, so asyncio's own handler cancels the sweep cleanly when one is running.
+        # A process started in the background by a non-interactive shell ignores SIGINT; then
+        # interrupt directly, or SIGTERM would be lost too.
+        if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None):
+            raise KeyboardInterrupt
         signal.raise_signal(signal.SIGINT)
 
     try:
