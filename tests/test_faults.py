@@ -19,46 +19,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from helpers import invoke, rows, sweep
 
 from probe.backend import retry_after_seconds
-from probe.cli import cli
 from probe.fake_endpoint import FAULTS, FakeEndpoint, Reply, fault_reply
 from probe.runner import RetryPolicy, failure_threshold
 
 PROBE = str(Path(sys.executable).with_name("probe"))
 
 
-def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
-def sweep(
-    endpoint: FakeEndpoint, topics_dir: Path, db_path: Path, *extra: str
-) -> tuple[int, str, str]:
-    return invoke(
-        "run",
-        "--model",
-        "fake-model",
-        "--base-url",
-        endpoint.base_url,
-        "--topics-dir",
-        str(topics_dir),
-        "--db",
-        str(db_path),
-        "--quiet",
-        *extra,
-    )
 
 
-def rows(db_path: Path, sql: str = "SELECT * FROM responses", *args: object) -> list[sqlite3.Row]:
-    db = sqlite3.connect(db_path)
-    db.row_factory = sqlite3.Row
-    try:
-        return db.execute(sql, args).fetchall()
-    finally:
-        db.close()
 
 
 def write_topics(root: Path, prompts: int, langs: tuple[str, ...], topic: str = "gen") -> Path:

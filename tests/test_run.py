@@ -3,45 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
-from click.testing import CliRunner
+from helpers import invoke, rows, sweep
 
-from probe.cli import cli
 from probe.fake_endpoint import FakeEndpoint, Reply
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
-
-
-def sweep(
-    endpoint: FakeEndpoint, topics_dir: Path, db_path: Path, *extra: str
-) -> tuple[int, str, str]:
-    return invoke(
-        "run",
-        "--model",
-        "fake-model",
-        "--base-url",
-        endpoint.base_url,
-        "--topics-dir",
-        str(topics_dir),
-        "--db",
-        str(db_path),
-        "--quiet",
-        *extra,
-    )
-
-
-def rows(db_path: Path, sql: str = "SELECT * FROM responses") -> list[sqlite3.Row]:
-    db = sqlite3.connect(db_path)
-    db.row_factory = sqlite3.Row
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
 
 
 def test_full_sweep_stores_every_job(
