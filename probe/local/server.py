@@ -13,6 +13,7 @@ stale state is cleaned up silently.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.util
 import json
@@ -328,7 +329,14 @@ def _stop_info(info: ServerInfo, *, timeout: float = 15.0) -> None:
             time.sleep(0.1)
         if not _group_alive(pgid):
             break
-    _CHILDREN.pop(info.pid, None)
+    # Collect the exit status of a server this process started, whichever way the loop ended,
+    # so no zombie is left behind under its pid.
+    child = _CHILDREN.pop(info.pid, None)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=5)
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(info.pid, os.WNOHANG)
 
 
 def _group_alive(pgid: int) -> bool:
