@@ -10,7 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
-from probe.classify.corpus import load_jsonl
+from probe.classify.corpus import Example, load_jsonl, without_authored_langs
 from probe.classify.embedders import CachedEmbedder, make_embedder
 from probe.classify.metrics import agreement
 from probe.classify.model import Pair, corpus_digest, dense_features, train_head
@@ -18,12 +18,10 @@ from probe.classify.model import Pair, corpus_digest, dense_features, train_head
 CORPUS = sorted(Path(__file__).resolve().parent.parent.glob("corpus/*.jsonl"))
 
 
-def training_examples() -> list:
+
+def training_examples() -> list[Example]:
     """The shipped recipe (Makefile `classifier`): authored English replies left out."""
-    return [
-        e for e in load_jsonl(CORPUS)
-        if not (e.source == "probe-authored" and e.lang == "en")
-    ]
+    return without_authored_langs(load_jsonl(CORPUS), ["en"])
 
 
 def throughput(spec: str, pairs: list[Pair], n: int = 60) -> float:

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from probe.classify import LABELS
-from probe.classify.corpus import load_jsonl
+from probe.classify.corpus import Example, load_jsonl, without_authored_langs
 from probe.classify.embedders import CachedEmbedder, make_embedder
 from probe.classify.metrics import agreement
 from probe.classify.model import Pair, train_head
@@ -19,12 +19,10 @@ from probe.classify.model import Pair, train_head
 CORPUS = sorted(Path(__file__).resolve().parent.parent.glob("corpus/*.jsonl"))
 
 
-def training_examples() -> list:
+
+def training_examples() -> list[Example]:
     """The shipped recipe (Makefile `classifier`): authored English replies left out."""
-    return [
-        e for e in load_jsonl(CORPUS)
-        if not (e.source == "probe-authored" and e.lang == "en")
-    ]
+    return without_authored_langs(load_jsonl(CORPUS), ["en"])
 
 
 def main() -> None:

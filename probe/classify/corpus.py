@@ -19,7 +19,6 @@ class Example:
     lang: str = ""
     source: str = ""
     id: str = ""
-    subject: str = ""
 
 
 def load_jsonl(paths: Iterable[Path], *, require_label: bool = True) -> list[Example]:
@@ -52,6 +51,15 @@ def load_jsonl(paths: Iterable[Path], *, require_label: bool = True) -> list[Exa
                     prompt=obj["prompt"], response=obj["response"], label=label,
                     lang=str(obj.get("lang") or ""), source=str(obj.get("source") or path.stem),
                     id=str(obj.get("id") or f"{path.stem}:{number}"),
-                    subject=str(obj.get("subject") or ""),
                 ))
     return examples
+
+
+AUTHORED = "probe-authored"
+
+
+def without_authored_langs(examples: Iterable[Example], langs: Iterable[str]) -> list[Example]:
+    """Drop examples this project wrote whose reply is in one of `langs`; real model replies
+    are always kept. The shipped head leaves out authored English (docs/classifier.md)."""
+    dropped = set(langs)
+    return [e for e in examples if not (e.source == AUTHORED and e.lang in dropped)]

@@ -1,7 +1,7 @@
 """Text cues that do not depend on a language model: segments, scripts, sizes.
 
-Where a refusal sits matters: most refusals open the reply, some close a paragraph of context,
-so the classifier looks at the opening and the closing apart from the whole.
+Where a refusal sits matters: most refusals open the reply, so the classifier looks at the
+opening apart from the whole.
 """
 
 from __future__ import annotations
@@ -23,15 +23,6 @@ def head(text: str, chars: int = 400) -> str:
     cut = text[:chars]
     last = max(cut.rfind(p) for p in ".!?。！？\n")
     return cut[: last + 1] if last > chars // 2 else cut
-
-
-def tail(text: str, chars: int = 300) -> str:
-    text = text.strip()
-    if len(text) <= chars:
-        return text
-    cut = text[-chars:]
-    first = min((i for i in (cut.find(p) for p in ".!?。！？\n") if i >= 0), default=-1)
-    return cut[first + 1 :].strip() if 0 <= first < chars // 2 else cut
 
 
 def script_of(ch: str) -> str:

@@ -63,15 +63,12 @@ def classify(db_path: Path, model_dir: Path | None, batch_size: int, quiet: bool
 def train(data: tuple[Path, ...], more: tuple[Path, ...], out: Path, embedder: str, c: float,
           ngram_weight: float, exclude_langs: tuple[str, ...]) -> None:
     """Train a classifier from labelled JSONL (prompt, response, label)."""
-    from probe.classify.corpus import load_jsonl
+    from probe.classify.corpus import load_jsonl, without_authored_langs
     from probe.classify.embedders import CachedEmbedder, make_embedder
     from probe.classify.model import Pair, corpus_digest, train_head
 
     files = [*data, *more]
-    examples = [
-        e for e in load_jsonl(files)
-        if not (e.source == "probe-authored" and e.lang in set(exclude_langs))
-    ]
+    examples = without_authored_langs(load_jsonl(files), exclude_langs)
     if len({e.label for e in examples}) < 3:
         raise InputError("training data must contain all three labels: refusal, deflection, answer")
     started = time.perf_counter()
