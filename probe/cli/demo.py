@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from probe.cli.live import ProgressBar, terminate_as_interrupt
 from probe.cli.options import split_csv
 from probe.demo import DEMO_LANGS, DemoPlan, demo_topics, findings, format_findings, sweep_model
 from probe.paths import default_topics_dir
@@ -18,21 +19,45 @@ from probe.topics import load_topics
 
 
 @click.command()
-@click.option("--db", "db_path", type=click.Path(path_type=Path), default=Path("probe-demo.db"),
-              show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=Path("probe-demo-report"),
-              show_default=True)
-@click.option("--model", "model_name", default="qwen-0.5b", show_default=True,
-              help="Local model to probe: qwen-0.5b or qwen-1.5b.")
-@click.option("--control/--no-control", default=True, show_default=True,
-              help="Also probe SmolLM2-135M (English, does not censor) as a control.")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path),
+    default=Path("probe-demo.db"),
+    show_default=True,
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("probe-demo-report"), show_default=True
+)
+@click.option(
+    "--model",
+    "model_name",
+    default="qwen-0.5b",
+    show_default=True,
+    help="Local model to probe: qwen-0.5b or qwen-1.5b.",
+)
+@click.option(
+    "--control/--no-control",
+    default=True,
+    show_default=True,
+    help="Also probe SmolLM2-135M (English, does not censor) as a control.",
+)
 @click.option("--langs", default=",".join(DEMO_LANGS), show_default=True)
 @click.option("--samples", default=1, show_default=True, type=click.IntRange(1, 20))
 @click.option("--max-tokens", default=128, show_default=True)
 @click.option("--temperature", default=0.0, show_default=True)
 @click.option("--keep-server", is_flag=True, help="Leave the local servers running afterwards.")
-def demo(db_path: Path, out: Path, model_name: str, control: bool, langs: str, samples: int,
-         max_tokens: int, temperature: float, keep_server: bool) -> None:
+def demo(
+    db_path: Path,
+    out: Path,
+    model_name: str,
+    control: bool,
+    langs: str,
+    samples: int,
+    max_tokens: int,
+    temperature: float,
+    keep_server: bool,
+) -> None:
     """Probe a real local Chinese-origin model end to end: no key, no network.
 
     Starts the local model, sends a dozen sensitive topics plus benign controls in four
@@ -44,36 +69,53 @@ def demo(db_path: Path, out: Path, model_name: str, control: bool, langs: str, s
     started = time.perf_counter()
     topic_set = load_topics(default_topics_dir())
     plan = DemoPlan(
-        topics=demo_topics(topic_set), langs=tuple(split_csv(langs) or DEMO_LANGS),
-        samples=samples, params=Params(temperature=temperature, max_tokens=max_tokens, seed=0),
+        topics=demo_topics(topic_set),
+        langs=tuple(split_csv(langs) or DEMO_LANGS),
+        samples=samples,
+        params=Params(temperature=temperature, max_tokens=max_tokens, seed=0),
         models=(model_name,),
     )
     sweeps = [(model_name, list(plan.langs))]
     if control:
         sweeps.append(("smollm2", ["en"]))
     jobs_per_model = sum(len(t.prompts) for t in plan.topics) * samples
-    click.echo(f"probe demo: {len(plan.topics)} topics, {jobs_per_model} prompts per language, "
-               f"models: {', '.join(name for name, _ in sweeps)}; store: {db_path}")
-    from probe.cli.run import _terminate_as_interrupt
-
-    with _terminate_as_interrupt():
+    click.echo(
+        f"probe demo: {len(plan.topics)} topics, {jobs_per_model} prompts per language, "
+        f"models: {', '.join(name for name, _ in sweeps)}; store: {db_path}"
+    )
+    with terminate_as_interrupt():
         try:
             for name, model_langs in sweeps:
-                click.echo(f"\n[1/4] starting local model {name} (the first time also assembles it)")
+                click.echo(
+                    f"\n[1/4] starting local model {name} (the first time also assembles it)"
+                )
                 info = local.start(name, port=_stable_port(name))
-                target = Target(name=name, model=info.model, base_url=info.base_url, concurrency=1,
-                                timeout_s=300.0)
-                click.echo(f"[2/4] probing {info.model} at {info.base_url} in {', '.join(model_langs)}")
-                from probe.cli.run import _progress_bar
-
-                bar = _progress_bar(len(model_langs) * jobs_per_model)
+                target = Target(
+                    name=name,
+                    model=info.model,
+                    base_url=info.base_url,
+                    concurrency=1,
+                    timeout_s=300.0,
+                )
+                click.echo(
+                    f"[2/4] probing {info.model} at {info.base_url} in {', '.join(model_langs)}"
+                )
+                bar = ProgressBar(len(model_langs) * jobs_per_model)
                 try:
-                    summary = sweep_model(db_path, target, plan, topic_set.content_hash(),
-                                          langs=model_langs, progress=bar.update)
+                    summary = sweep_model(
+                        db_path,
+                        target,
+                        plan,
+                        topic_set.content_hash(),
+                        langs=model_langs,
+                        progress=bar.update,
+                    )
                 finally:
                     bar.close()
-                click.echo(f"      {summary.sent} sent, {summary.already_done} already stored, "
-                           f"{summary.blocked} blocked, {summary.errors} errors")
+                click.echo(
+                    f"      {summary.sent} sent, {summary.already_done} already stored, "
+                    f"{summary.blocked} blocked, {summary.errors} errors"
+                )
                 if not keep_server:
                     local.stop(name)
         finally:
