@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -44,3 +45,24 @@ def rows(db_path: Path, sql: str = "SELECT * FROM responses", *args: object) -> 
         return db.execute(sql, args).fetchall()
     finally:
         db.close()
+
+
+PROBE = str(Path(sys.executable).with_name("probe"))
+
+
+def run_command(base_url: str, topics: Path, db: Path, *extra: str) -> list[str]:
+    """The `probe run` command line a subprocess test starts (the real console script)."""
+    return [
+        PROBE,
+        "run",
+        "--model",
+        "m",
+        "--base-url",
+        base_url,
+        "--topics-dir",
+        str(topics),
+        "--db",
+        str(db),
+        "--quiet",
+        *extra,
+    ]

@@ -12,7 +12,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import PROBE, run_command
 
 from probe.classify.classifier import SHIPPED
 from probe.fake_endpoint import FakeEndpoint, Reply
@@ -28,7 +28,6 @@ from probe.runner import run_jobs
 from probe.targets import Params, Target
 from probe.topics import load_topics
 
-PROBE = str(Path(sys.executable).with_name("probe"))
 LANGS = ("en", "zh-Hans", "fr", "ar")
 CONCURRENCY = 8
 
@@ -105,21 +104,7 @@ def test_sweep_killed_three_times_loses_and_repeats_nothing(tmp_path: Path) -> N
     db = tmp_path / "crash.db"
     env = {**os.environ, "PROBE_BACKOFF_BASE": "0.01"}
     with FakeEndpoint(delay_s=0.03) as ep:
-        args = [
-            PROBE,
-            "run",
-            "--model",
-            "m",
-            "--base-url",
-            ep.base_url,
-            "--topics-dir",
-            str(topics),
-            "--db",
-            str(db),
-            "--quiet",
-            "--concurrency",
-            str(CONCURRENCY),
-        ]
+        args = run_command(ep.base_url, topics, db, "--concurrency", str(CONCURRENCY))
         kill_points: list[Callable[[], bool]] = [
             lambda: ep.count() >= 1,  # the first request is out, nothing stored yet
             lambda: count(db, "responses") >= 120,
@@ -159,21 +144,7 @@ def test_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     topics = write_topics(tmp_path / "topics", 50)
     db = tmp_path / "term.db"
     with FakeEndpoint(delay_s=0.05) as ep:
-        args = [
-            PROBE,
-            "run",
-            "--model",
-            "m",
-            "--base-url",
-            ep.base_url,
-            "--topics-dir",
-            str(topics),
-            "--db",
-            str(db),
-            "--quiet",
-            "--concurrency",
-            "4",
-        ]
+        args = run_command(ep.base_url, topics, db, "--concurrency", "4")
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while count(db, "responses") < 20:
@@ -195,21 +166,7 @@ def test_a_second_run_on_the_same_store_is_refused(tmp_path: Path) -> None:
     topics = write_topics(tmp_path / "topics", 30)
     db = tmp_path / "busy.db"
     with FakeEndpoint(delay_s=0.2) as ep:
-        args = [
-            PROBE,
-            "run",
-            "--model",
-            "m",
-            "--base-url",
-            ep.base_url,
-            "--topics-dir",
-            str(topics),
-            "--db",
-            str(db),
-            "--quiet",
-            "--concurrency",
-            "2",
-        ]
+        args = run_command(ep.base_url, topics, db, "--concurrency", "2")
         first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60

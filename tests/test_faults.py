@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import datetime
@@ -19,19 +18,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import invoke, rows, sweep
+from helpers import PROBE, invoke, rows, run_command, sweep
 
 from probe.backend import retry_after_seconds
 from probe.fake_endpoint import FAULTS, FakeEndpoint, Reply, fault_reply
 from probe.runner import RetryPolicy, failure_threshold
-
-PROBE = str(Path(sys.executable).with_name("probe"))
-
-
-
-
-
-
 
 
 def write_topics(root: Path, prompts: int, langs: tuple[str, ...], topic: str = "gen") -> Path:
@@ -471,18 +462,10 @@ def test_2000_jobs_with_20_percent_faults(tmp_path: Path) -> None:
             ep.on(
                 f"[fr] generated question number {i}?", *[Reply(status=503)] * 40, repeat_last=False
             )
-        args = [
-            PROBE,
-            "run",
-            "--model",
-            "m",
-            "--base-url",
+        args = run_command(
             ep.base_url,
-            "--topics-dir",
-            str(topics),
-            "--db",
-            str(db),
-            "--quiet",
+            topics,
+            db,
             "--samples",
             "2",
             "--concurrency",
@@ -492,7 +475,7 @@ def test_2000_jobs_with_20_percent_faults(tmp_path: Path) -> None:
             "--max-retries",
             "6",
             "--json",
-        ]
+        )
         first = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
         assert first.returncode == 0, first.stderr[-3000:]
         assert sum(ep.faults_sent.values()) >= 400 and set(ep.faults_sent) == set(FAULTS)
