@@ -9,9 +9,9 @@ import pandas as pd
 
 from probe.report import figures, tables
 from probe.report.diff import MAX_FLIP_TRANSCRIPTS, DiffData
-from probe.report.htmlkit import Safe, esc, link, page, rate_ci, table, transcript
+from probe.report.htmlkit import Safe, esc, link, page, table, transcript
 from probe.report.markdown import md_escape, md_table
-from probe.report.stats import CORRECTION_NAMES, fmt_p, fmt_pct
+from probe.report.stats import CORRECTION_NAMES, fmt_p, fmt_pct, outcome_cells
 
 
 def change_heatmap(data: DiffData) -> str:
@@ -53,20 +53,7 @@ def change_heatmap(data: DiffData) -> str:
 
 def render_html(data: DiffData) -> str:
     """The diff as one self-contained HTML page."""
-    rows = [
-        [
-            r["model"],
-            r["total"],
-            r["n"],
-            rate_ci(r["refusal_rate"], r["refusal_lo"], r["refusal_hi"]),
-            rate_ci(r["deflection_rate"], r["deflection_lo"], r["deflection_hi"]),
-            rate_ci(r["answer_rate"], r["answer_lo"], r["answer_hi"]),
-            r["empty"],
-            r["blocked"],
-            r["error"],
-        ]
-        for r in data.overall.to_dict("records")
-    ]
+    rows = [outcome_cells(r) for r in data.overall.to_dict("records")]
     sig = data.rates[data.rates["significant"]]
     sig = sig.reindex(sig["diff"].abs().sort_values(ascending=False).index)
     sig_rows = [

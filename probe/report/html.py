@@ -22,7 +22,7 @@ from probe.report.sections import (
     outcomes_section,
     signals_section,
 )
-from probe.report.stats import fmt_ci, fmt_p, fmt_pct
+from probe.report.stats import fmt_ci, fmt_p, fmt_pct, outcome_cells
 from probe.report.tables import CONTROLS_ROW, LABELS
 
 
@@ -88,20 +88,7 @@ def _summary(data: ReportData) -> str:
     bars = []
     for rec in data.outcomes.to_dict("records"):
         bars.append((rec["model"], {s: int(rec[s]) for s in figures.COLOURS}))
-        rows.append(
-            [
-                rec["model"],
-                rec["total"],
-                rec["n"],
-                rate_ci(rec["refusal_rate"], rec["refusal_lo"], rec["refusal_hi"]),
-                rate_ci(rec["deflection_rate"], rec["deflection_lo"], rec["deflection_hi"]),
-                rate_ci(rec["answer_rate"], rec["answer_lo"], rec["answer_hi"]),
-                rec["empty"],
-                rec["blocked"],
-                rec["error"],
-                rec["unlabelled"],
-            ]
-        )
+        rows.append([*outcome_cells(rec), rec["unlabelled"]])
     findings = []
     for rec in data.controls.to_dict("records"):
         findings.append(

@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from probe.report.evidence import response_anchor
-from probe.report.stats import fmt_ci, fmt_pct
+from probe.report.stats import fmt_ci, fmt_pct, rate_ci  # noqa: F401  (re-exported)
 
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
@@ -100,9 +100,6 @@ def label_badge(status: Any) -> Safe:
     s = esc(status or "unlabelled")
     return Safe(f'<span class="label {s}">{s}</span>')
 
-
-def rate_ci(rate: float, lo: float, hi: float) -> str:
-    return f"{fmt_pct(rate)} ({fmt_ci(lo, hi)})" if not math.isnan(rate) else "–"
 
 
 def link(anchor: str, text: Any) -> Safe:

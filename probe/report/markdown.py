@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from probe.report.build import ReportData
-from probe.report.stats import fmt_ci, fmt_p, fmt_pct
+from probe.report.stats import fmt_p, fmt_pct, outcome_cells, rate_ci
 
 MAX_ROWS = 30
 
@@ -28,9 +28,6 @@ def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     lines += ["| " + " | ".join(md_escape(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
-
-def rate_ci(rate: float, lo: float, hi: float) -> str:
-    return "–" if math.isnan(rate) else f"{fmt_pct(rate)} ({fmt_ci(lo, hi)})"
 
 
 def render(data: ReportData, html_name: str = "report.html") -> str:
@@ -52,20 +49,7 @@ def render(data: ReportData, html_name: str = "report.html") -> str:
     out.append(
         md_table(
             ["model", "jobs", "n", "refusal", "deflection", "answer", "empty", "blocked", "error"],
-            [
-                [
-                    r["model"],
-                    r["total"],
-                    r["n"],
-                    rate_ci(r["refusal_rate"], r["refusal_lo"], r["refusal_hi"]),
-                    rate_ci(r["deflection_rate"], r["deflection_lo"], r["deflection_hi"]),
-                    rate_ci(r["answer_rate"], r["answer_lo"], r["answer_hi"]),
-                    r["empty"],
-                    r["blocked"],
-                    r["error"],
-                ]
-                for r in data.outcomes.to_dict("records")
-            ],
+            [outcome_cells(r) for r in data.outcomes.to_dict("records")],
         )
     )
     if not data.controls.empty:

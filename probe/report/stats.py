@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
@@ -230,3 +231,24 @@ def fmt_p(p: float) -> str:
     if p < 0.0001:
         return "<0.0001"
     return f"{p:.4f}" if p < 0.01 else f"{p:.3f}"
+
+
+def rate_ci(rate: float, lo: float, hi: float) -> str:
+    """A rate with its 95% interval, "32% (23–43%)"; a dash when there is no rate."""
+    return "–" if math.isnan(rate) else f"{fmt_pct(rate)} ({fmt_ci(lo, hi)})"
+
+
+def outcome_cells(rec: dict[str, Any]) -> list[Any]:
+    """One model's row of the outcomes table (model, jobs, n, the three label rates with
+    intervals, empty, blocked, error), shared by the HTML and Markdown report and the diff."""
+    return [
+        rec["model"],
+        rec["total"],
+        rec["n"],
+        rate_ci(rec["refusal_rate"], rec["refusal_lo"], rec["refusal_hi"]),
+        rate_ci(rec["deflection_rate"], rec["deflection_lo"], rec["deflection_hi"]),
+        rate_ci(rec["answer_rate"], rec["answer_lo"], rec["answer_hi"]),
+        rec["empty"],
+        rec["blocked"],
+        rec["error"],
+    ]
