@@ -9,7 +9,7 @@ so an interrupted demo resumes where it stopped.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,6 @@ class DemoPlan:
     langs: tuple[str, ...]
     samples: int
     params: Params
-    models: tuple[str, ...]
-    control_models: tuple[str, ...] = ("smollm2",)
-    notes: list[str] = field(default_factory=list)
 
 
 def demo_topics(topic_set: TopicSet, topic_ids: Sequence[str] = DEMO_TOPICS) -> list[Topic]:

@@ -73,7 +73,6 @@ def demo(
         langs=tuple(split_csv(langs) or DEMO_LANGS),
         samples=samples,
         params=Params(temperature=temperature, max_tokens=max_tokens, seed=0),
-        models=(model_name,),
     )
     sweeps = [(model_name, list(plan.langs))]
     if control:
