@@ -19,6 +19,7 @@ class Example:
     lang: str = ""
     source: str = ""
     id: str = ""
+    file: str = ""  # the JSONL file it came from: one authoring batch or one study
 
 
 def load_jsonl(paths: Iterable[Path], *, require_label: bool = True) -> list[Example]:
@@ -50,7 +51,7 @@ def load_jsonl(paths: Iterable[Path], *, require_label: bool = True) -> list[Exa
                 examples.append(Example(
                     prompt=obj["prompt"], response=obj["response"], label=label,
                     lang=str(obj.get("lang") or ""), source=str(obj.get("source") or path.stem),
-                    id=str(obj.get("id") or f"{path.stem}:{number}"),
+                    id=str(obj.get("id") or f"{path.stem}:{number}"), file=path.name,
                 ))
     return examples
 

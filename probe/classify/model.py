@@ -7,8 +7,10 @@ Features per (prompt, reply):
   element-wise product), never on its own, so the head learns behaviour rather than topic;
 - sizes, shapes and script match (scalar cues);
 - character n-grams of the opening, learned from the corpus (no hand-written keyword list).
-A class-balanced logistic regression on top gives calibrated probabilities whose priors do not
-depend on the label mix of the corpus.
+A class-balanced logistic regression on top; its priors do not depend on the label mix of the
+corpus. Its probabilities are then softened by one temperature fitted on predictions for corpus
+files the head did not see (leave one file out), because a head is always over-confident on
+text unlike the text it was fitted to, and every real study is such text.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class TrainedHead:
     model: Any
     ngram_weight: float
     meta: dict[str, Any]
+    temperature: float = 1.0
 
     def features(self, embedder: Embedder, pairs: Sequence[Pair]) -> Any:
         from scipy import sparse
@@ -75,7 +78,8 @@ class TrainedHead:
         """Probabilities in LABELS order."""
         if not pairs:
             return np.zeros((0, len(LABELS)))
-        probs = self.model.predict_proba(self.features(embedder, pairs))
+        logits = self.model.decision_function(self.features(embedder, pairs))
+        probs = softmax(logits / self.temperature)
         order = [list(self.model.classes_).index(label) for label in LABELS]
         return probs[:, order]
 
@@ -85,7 +89,7 @@ class TrainedHead:
         directory.mkdir(parents=True, exist_ok=True)
         joblib.dump(
             {"scaler": self.scaler, "vectorizer": self.vectorizer, "model": self.model,
-             "ngram_weight": self.ngram_weight},
+             "ngram_weight": self.ngram_weight, "temperature": self.temperature},
             directory / "head.joblib", compress=3,
         )
         meta = {**self.meta, "embedder": self.embedder_name, "classifier_id": self.classifier_id}
@@ -99,7 +103,30 @@ class TrainedHead:
         parts = joblib.load(directory / "head.joblib")
         return cls(embedder_name=meta["embedder"], classifier_id=meta["classifier_id"],
                    scaler=parts["scaler"], vectorizer=parts["vectorizer"], model=parts["model"],
-                   ngram_weight=parts["ngram_weight"], meta=meta)
+                   ngram_weight=parts["ngram_weight"], meta=meta,
+                   temperature=float(parts.get("temperature", 1.0)))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(logits: np.ndarray, labels: Sequence[int]) -> float:
+    """The single temperature that minimises the negative log-likelihood of held-out labels.
+
+    One parameter cannot reorder a row's classes, so it changes confidences, never labels."""
+    rows = np.arange(len(labels))
+    index = np.asarray(labels)
+
+    def nll(t: float) -> float:
+        return float(-np.log(softmax(logits / t)[rows, index] + 1e-12).mean())
+
+    grid = np.exp(np.linspace(np.log(0.25), np.log(20.0), 60))
+    best = float(min(grid, key=nll))
+    fine = np.linspace(best * 0.9, best * 1.1, 21)
+    return round(float(min(fine, key=nll)), 4)
 
 
 def balanced_weights(labels: Sequence[str], langs: Sequence[str] | None) -> np.ndarray:
@@ -143,30 +170,89 @@ def classifier_id(corpus_sha: str, embedder_name: str, settings: dict[str, Any])
     return f"rda-{short}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
 
 
-def train_head(
-    embedder: Embedder, pairs: Sequence[Pair], labels: Sequence[str], *, corpus_sha: str,
-    c: float = 0.5, ngram_weight: float = 0.5, langs: Sequence[str] | None = None,
-    extra_meta: dict[str, Any] | None = None,
-) -> TrainedHead:
+@dataclass
+class _Fitted:
+    scaler: Any
+    vectorizer: Any
+    model: Any
+
+    def logits(self, dense: np.ndarray, texts: Sequence[str], ngram_weight: float) -> np.ndarray:
+        from scipy import sparse
+
+        grams = self.vectorizer.transform(texts) * ngram_weight
+        x = sparse.hstack([sparse.csr_matrix(self.scaler.transform(dense)), grams]).tocsr()
+        return np.asarray(self.model.decision_function(x))
+
+
+def _fit(dense: np.ndarray, texts: Sequence[str], labels: Sequence[str], weights: np.ndarray,
+         c: float, ngram_weight: float) -> _Fitted:
     from scipy import sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    dense = dense_features(embedder, pairs)
     scaler = StandardScaler().fit(dense)
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3,
                                  max_features=40000, sublinear_tf=True)
-    grams = vectorizer.fit_transform(ngram_texts(pairs)) * ngram_weight
+    grams = vectorizer.fit_transform(texts) * ngram_weight
     x = sparse.hstack([sparse.csr_matrix(scaler.transform(dense)), grams]).tocsr()
     model = LogisticRegression(C=c, max_iter=3000)
-    model.fit(x, list(labels), sample_weight=balanced_weights(labels, langs))
+    model.fit(x, list(labels), sample_weight=weights)
+    return _Fitted(scaler, vectorizer, model)
+
+
+def held_out_logits(dense: np.ndarray, texts: Sequence[str], labels: Sequence[str],
+                    langs: Sequence[str] | None, groups: Sequence[str], c: float,
+                    ngram_weight: float) -> np.ndarray:
+    """Logits for every example from a head trained without its group (corpus file): how the
+    head does on a batch of text it never saw, which is what meeting a new study is like."""
+    out = np.zeros((len(labels), len(LABELS)))
+    group_array = np.asarray(groups)
+    for group in sorted(set(groups)):
+        held = group_array == group
+        train = ~held
+        train_labels = [y for y, keep in zip(labels, train, strict=True) if keep]
+        if len(set(train_labels)) < len(LABELS):
+            continue
+        train_langs = None if langs is None else [x for x, k in zip(langs, train, strict=True) if k]
+        fitted = _fit(dense[train], [t for t, k in zip(texts, train, strict=True) if k],
+                      train_labels, balanced_weights(train_labels, train_langs), c, ngram_weight)
+        order = [list(fitted.model.classes_).index(label) for label in LABELS]
+        held_texts = [t for t, k in zip(texts, held, strict=True) if k]
+        out[held] = fitted.logits(dense[held], held_texts, ngram_weight)[:, order]
+    return out
+
+
+def train_head(
+    embedder: Embedder, pairs: Sequence[Pair], labels: Sequence[str], *, corpus_sha: str,
+    c: float = 0.5, ngram_weight: float = 0.5, langs: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None, extra_meta: dict[str, Any] | None = None,
+) -> TrainedHead:
+    """Fit the head. With `groups` (the corpus file of each example, at least three files) the
+    temperature is fitted on leave-one-file-out predictions, and their accuracy is recorded."""
+    from probe.classify.metrics import agreement
+
+    dense = dense_features(embedder, pairs)
+    texts = ngram_texts(pairs)
+    fitted = _fit(dense, texts, labels, balanced_weights(labels, langs), c, ngram_weight)
+    temperature = 1.0
+    held_out: dict[str, Any] | None = None
+    if groups is not None and len(set(groups)) >= 3:
+        logits = held_out_logits(dense, texts, labels, langs, groups, c, ngram_weight)
+        scored = np.abs(logits).sum(axis=1) > 0
+        truth = [LABELS.index(y) for y, k in zip(labels, scored, strict=True) if k]
+        temperature = fit_temperature(logits[scored], truth)
+        predicted = [LABELS[i] for i in logits[scored].argmax(axis=1)]
+        score = agreement([LABELS[i] for i in truth], predicted)
+        held_out = {"scheme": "leave one corpus file out", "n": int(scored.sum()),
+                    "accuracy": round(score["accuracy"], 4), "kappa": round(score["kappa"], 4)}
     settings = {"c": c, "ngram_weight": ngram_weight, "head": HEAD_CHARS}
     cid = classifier_id(corpus_sha, embedder.name, settings)
     counts = {label: int(sum(1 for y in labels if y == label)) for label in LABELS}
     meta = {"settings": settings, "n_train": len(pairs), "label_counts": counts,
             "feature_version": FEATURE_VERSION, "probe_version": __version__,
             "scalar_features": list(SCALAR_NAMES), "corpus_sha256": corpus_sha,
-            **(extra_meta or {})}
-    return TrainedHead(embedder_name=embedder.name, classifier_id=cid, scaler=scaler,
-                       vectorizer=vectorizer, model=model, ngram_weight=ngram_weight, meta=meta)
+            "temperature": temperature, "held_out_files": held_out, **(extra_meta or {})}
+    return TrainedHead(embedder_name=embedder.name, classifier_id=cid, scaler=fitted.scaler,
+                       vectorizer=fitted.vectorizer, model=fitted.model,
+                       ngram_weight=ngram_weight, meta=meta, temperature=temperature)

@@ -77,8 +77,8 @@ def train(data: tuple[Path, ...], more: tuple[Path, ...], out: Path, embedder: s
         emb, [Pair(e.prompt, e.response) for e in examples], [e.label for e in examples],
         corpus_sha=corpus_digest(files)
         + (f"|exclude:{','.join(sorted(exclude_langs))}" if exclude_langs else ""),
-        c=c, ngram_weight=ngram_weight,
-        extra_meta={"corpus_files": [p.name for p in files],
+        c=c, ngram_weight=ngram_weight, langs=[e.lang for e in examples],
+        groups=[e.file for e in examples], extra_meta={"corpus_files": [p.name for p in files],
                     "excluded_languages": sorted(exclude_langs),
                     "languages": sorted({e.lang for e in examples})},
     )

@@ -1,0 +1,47 @@
+"""Training a head: the temperature is fitted on files the head did not see, and recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from probe.classify.classifier import Classifier
+from probe.classify.model import Pair, fit_temperature, softmax
+from probe.cli import cli
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+
+
+def test_fit_temperature_undoes_overconfidence() -> None:
+    rng = np.random.default_rng(7)
+    true_logits = rng.normal(size=(4000, 3)) * 1.5
+    labels = [int(rng.choice(3, p=row)) for row in softmax(true_logits)]
+    assert abs(fit_temperature(true_logits, labels) - 1.0) < 0.15
+    assert abs(fit_temperature(true_logits * 4, labels) - 4.0) < 0.6
+    assert fit_temperature(true_logits / 3, labels) < 0.5
+
+
+def test_train_records_held_out_files_and_temperature(tmp_path: Path) -> None:
+    files = []
+    for name in ("authored-cjk.jsonl", "authored-world.jsonl", "authored-hardcases.jsonl"):
+        lines = (CORPUS / name).read_text(encoding="utf-8").splitlines()[:90]
+        files.append(tmp_path / name)
+        files[-1].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "head"
+    args = ["train", "--embedder", "static", "--out", str(out)]
+    for path in files:
+        args += ["--data", str(path)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "classifier.json").read_text())
+    held = meta["held_out_files"]
+    assert held["scheme"] == "leave one corpus file out" and held["n"] == 270
+    assert 0 <= held["accuracy"] <= 1 and meta["temperature"] > 0
+
+    classifier = Classifier.load(out, cache=False)
+    assert classifier.head.temperature == meta["temperature"]
+    probs = classifier.predict([Pair("Is it safe?", "I'm sorry, I can't help with that.")])[0].probs
+    assert abs(sum(probs.values()) - 1) < 1e-3
