@@ -47,8 +47,8 @@ clean:
 
 # The shipped classifier: retrain it exactly as it was trained (see docs/classifier.md).
 # English-language authored replies stay in the corpus but out of the head's training set.
-CLASSIFIER_DATA := corpus/authored-en.jsonl corpus/authored-cjk.jsonl corpus/authored-world.jsonl \
-	corpus/authored-hardcases.jsonl corpus/qwen-local-labelled.jsonl
+# Real model replies carry 30% of the training weight (probe train --real-share).
+CLASSIFIER_DATA := $(sort $(wildcard corpus/*.jsonl))
 classifier: $(STAMP)
 	$(VENV)/bin/probe train $(addprefix --data ,$(CLASSIFIER_DATA)) --exclude-lang en \
-	  --out probe/data/classifier
+	  --real-share 0.3 --out probe/data/classifier

@@ -9,7 +9,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from probe.classify.classifier import Classifier
-from probe.classify.model import Pair, fit_temperature, softmax
+from probe.classify.model import Pair, balanced_weights, fit_temperature, softmax
 from probe.cli import cli
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
@@ -22,6 +22,16 @@ def test_fit_temperature_undoes_overconfidence() -> None:
     assert abs(fit_temperature(true_logits, labels) - 1.0) < 0.15
     assert abs(fit_temperature(true_logits * 4, labels) - 4.0) < 0.6
     assert fit_temperature(true_logits / 3, labels) < 0.5
+
+
+def test_real_replies_carry_their_share_of_the_weight() -> None:
+    labels = ["refusal", "answer", "deflection"] * 40
+    real = [i < 6 for i in range(len(labels))]
+    weights = balanced_weights(labels, None, real, 0.3)
+    share = weights[:6].sum() / weights.sum()
+    assert abs(share - 0.3) < 1e-9
+    plain = balanced_weights(labels, None)
+    assert abs(plain[:6].sum() / plain.sum() - 6 / 120) < 1e-9
 
 
 def test_train_records_held_out_files_and_temperature(tmp_path: Path) -> None:

@@ -129,13 +129,18 @@ def fit_temperature(logits: np.ndarray, labels: Sequence[int]) -> float:
     return round(float(min(fine, key=nll)), 4)
 
 
-def balanced_weights(labels: Sequence[str], langs: Sequence[str] | None) -> np.ndarray:
+def balanced_weights(labels: Sequence[str], langs: Sequence[str] | None,
+                     real: Sequence[bool] | None = None, real_share: float = 0.0) -> np.ndarray:
     """Weights that give every label, and within it every language, an equal share.
 
     Equal labels keep the head's priors uniform instead of copying the corpus' mix. Equal
     languages stop the best-represented language's surface style from deciding the boundary,
     which pushes the head towards cues that hold across languages (and so towards languages
-    it has seen little of)."""
+    it has seen little of).
+
+    Real model replies (`real`) then carry `real_share` of the total weight however few they
+    are: authored text gives coverage (every subject with all three labels, many languages) but
+    reads cleaner than what models really write, and real replies are what probe labels."""
     groups = list(zip(labels, langs if langs is not None else [""] * len(labels), strict=True))
     label_count: dict[str, int] = {}
     cell_count: dict[tuple[str, str], int] = {}
@@ -149,6 +154,11 @@ def balanced_weights(labels: Sequence[str], langs: Sequence[str] | None) -> np.n
         n / len(label_count) / len(langs_per_label[label]) / cell_count[(label, lang)]
         for label, lang in groups
     ])
+    if real is not None and 0 < real_share < 1:
+        mask = np.asarray(real, dtype=bool)
+        if mask.any() and not mask.all():
+            weights[mask] *= real_share / weights[mask].sum()
+            weights[~mask] *= (1 - real_share) / weights[~mask].sum()
     return weights / weights.mean()
 
 
@@ -203,7 +213,8 @@ def _fit(dense: np.ndarray, texts: Sequence[str], labels: Sequence[str], weights
 
 def held_out_logits(dense: np.ndarray, texts: Sequence[str], labels: Sequence[str],
                     langs: Sequence[str] | None, groups: Sequence[str], c: float,
-                    ngram_weight: float) -> np.ndarray:
+                    ngram_weight: float, real: Sequence[bool] | None = None,
+                    real_share: float = 0.0) -> np.ndarray:
     """Logits for every example from a head trained without its group (corpus file): how the
     head does on a batch of text it never saw, which is what meeting a new study is like."""
     out = np.zeros((len(labels), len(LABELS)))
@@ -215,8 +226,10 @@ def held_out_logits(dense: np.ndarray, texts: Sequence[str], labels: Sequence[st
         if len(set(train_labels)) < len(LABELS):
             continue
         train_langs = None if langs is None else [x for x, k in zip(langs, train, strict=True) if k]
+        train_real = None if real is None else [x for x, k in zip(real, train, strict=True) if k]
+        weights = balanced_weights(train_labels, train_langs, train_real, real_share)
         fitted = _fit(dense[train], [t for t, k in zip(texts, train, strict=True) if k],
-                      train_labels, balanced_weights(train_labels, train_langs), c, ngram_weight)
+                      train_labels, weights, c, ngram_weight)
         order = [list(fitted.model.classes_).index(label) for label in LABELS]
         held_texts = [t for t, k in zip(texts, held, strict=True) if k]
         out[held] = fitted.logits(dense[held], held_texts, ngram_weight)[:, order]
@@ -226,7 +239,8 @@ def held_out_logits(dense: np.ndarray, texts: Sequence[str], labels: Sequence[st
 def train_head(
     embedder: Embedder, pairs: Sequence[Pair], labels: Sequence[str], *, corpus_sha: str,
     c: float = 0.5, ngram_weight: float = 0.5, langs: Sequence[str] | None = None,
-    groups: Sequence[str] | None = None, extra_meta: dict[str, Any] | None = None,
+    groups: Sequence[str] | None = None, real: Sequence[bool] | None = None,
+    real_share: float = 0.0, extra_meta: dict[str, Any] | None = None,
 ) -> TrainedHead:
     """Fit the head. With `groups` (the corpus file of each example, at least three files) the
     temperature is fitted on leave-one-file-out predictions, and their accuracy is recorded."""
@@ -234,19 +248,31 @@ def train_head(
 
     dense = dense_features(embedder, pairs)
     texts = ngram_texts(pairs)
-    fitted = _fit(dense, texts, labels, balanced_weights(labels, langs), c, ngram_weight)
+    fitted = _fit(dense, texts, labels, balanced_weights(labels, langs, real, real_share), c,
+                  ngram_weight)
     temperature = 1.0
     held_out: dict[str, Any] | None = None
     if groups is not None and len(set(groups)) >= 3:
-        logits = held_out_logits(dense, texts, labels, langs, groups, c, ngram_weight)
+        logits = held_out_logits(dense, texts, labels, langs, groups, c, ngram_weight, real,
+                                 real_share)
         scored = np.abs(logits).sum(axis=1) > 0
         truth = [LABELS.index(y) for y, k in zip(labels, scored, strict=True) if k]
         temperature = fit_temperature(logits[scored], truth)
         predicted = [LABELS[i] for i in logits[scored].argmax(axis=1)]
         score = agreement([LABELS[i] for i in truth], predicted)
+        scored_groups = [g for g, k in zip(groups, scored, strict=True) if k]
+        per_file = {
+            group: agreement([LABELS[t] for t, g in zip(truth, scored_groups, strict=True)
+                              if g == group],
+                             [y for y, g in zip(predicted, scored_groups, strict=True)
+                              if g == group])
+            for group in sorted(set(scored_groups))
+        }
         held_out = {"scheme": "leave one corpus file out", "n": int(scored.sum()),
-                    "accuracy": round(score["accuracy"], 4), "kappa": round(score["kappa"], 4)}
-    settings = {"c": c, "ngram_weight": ngram_weight, "head": HEAD_CHARS}
+                    "accuracy": round(score["accuracy"], 4), "kappa": round(score["kappa"], 4),
+                    "per_file": per_file}
+    settings = {"c": c, "ngram_weight": ngram_weight, "head": HEAD_CHARS,
+                "real_share": real_share if real is not None and any(real) else 0.0}
     cid = classifier_id(corpus_sha, embedder.name, settings)
     counts = {label: int(sum(1 for y in labels if y == label)) for label in LABELS}
     meta = {"settings": settings, "n_train": len(pairs), "label_counts": counts,

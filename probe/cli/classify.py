@@ -57,13 +57,16 @@ def classify(db_path: Path, model_dir: Path | None, batch_size: int, quiet: bool
               help="e5, static, or st:<sentence-transformers model>.")
 @click.option("--c", "c", default=0.5, show_default=True, type=float)
 @click.option("--ngram-weight", default=0.5, show_default=True, type=float)
+@click.option("--real-share", default=0.3, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of the training weight carried by real model replies (examples whose "
+              "source is not probe-authored); 0 weighs them like authored ones.")
 @click.option("--exclude-lang", "exclude_langs", multiple=True,
               help="Leave out AUTHORED examples (source probe-authored) whose reply is in this "
               "language; real model replies are always kept (repeatable).")
 def train(data: tuple[Path, ...], more: tuple[Path, ...], out: Path, embedder: str, c: float,
-          ngram_weight: float, exclude_langs: tuple[str, ...]) -> None:
+          ngram_weight: float, real_share: float, exclude_langs: tuple[str, ...]) -> None:
     """Train a classifier from labelled JSONL (prompt, response, label)."""
-    from probe.classify.corpus import load_jsonl, without_authored_langs
+    from probe.classify.corpus import AUTHORED, load_jsonl, without_authored_langs
     from probe.classify.embedders import CachedEmbedder, make_embedder
     from probe.classify.model import Pair, corpus_digest, train_head
 
@@ -78,7 +81,8 @@ def train(data: tuple[Path, ...], more: tuple[Path, ...], out: Path, embedder: s
         corpus_sha=corpus_digest(files)
         + (f"|exclude:{','.join(sorted(exclude_langs))}" if exclude_langs else ""),
         c=c, ngram_weight=ngram_weight, langs=[e.lang for e in examples],
-        groups=[e.file for e in examples], extra_meta={"corpus_files": [p.name for p in files],
+        groups=[e.file for e in examples], real=[e.source != AUTHORED for e in examples],
+        real_share=real_share, extra_meta={"corpus_files": [p.name for p in files],
                     "excluded_languages": sorted(exclude_langs),
                     "languages": sorted({e.lang for e in examples})},
     )
