@@ -10,7 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
-from probe.classify.corpus import Example, load_jsonl, without_authored_langs
+from probe.classify.corpus import AUTHORED, Example, load_jsonl, without_authored_langs
 from probe.classify.embedders import CachedEmbedder, make_embedder
 from probe.classify.metrics import agreement
 from probe.classify.model import Pair, corpus_digest, dense_features, train_head
@@ -49,7 +49,9 @@ def main() -> None:
     for spec in args.embedders.split(","):
         embedder = CachedEmbedder(make_embedder(spec))
         head = train_head(embedder, train_pairs, [e.label for e in train],
-                          corpus_sha=corpus_digest(CORPUS), c=args.c, ngram_weight=args.ngram_weight)
+                          corpus_sha=corpus_digest(CORPUS), c=args.c, ngram_weight=args.ngram_weight,
+                          langs=[e.lang for e in train],
+                          real=[e.source != AUTHORED for e in train], real_share=0.3)
         probs = head.predict_proba(embedder, test_pairs)
         labels = ["refusal", "deflection", "answer"]
         pred = [labels[i] for i in probs.argmax(axis=1)]
