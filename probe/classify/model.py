@@ -68,11 +68,8 @@ class TrainedHead:
     temperature: float = 1.0
 
     def features(self, embedder: Embedder, pairs: Sequence[Pair]) -> Any:
-        from scipy import sparse
-
-        dense = self.scaler.transform(dense_features(embedder, pairs))
-        grams = self.vectorizer.transform(ngram_texts(pairs)) * self.ngram_weight
-        return sparse.hstack([sparse.csr_matrix(dense), grams]).tocsr()
+        return design_matrix(self.scaler, self.vectorizer, self.ngram_weight,
+                             dense_features(embedder, pairs), ngram_texts(pairs))
 
     def predict_proba(self, embedder: Embedder, pairs: Sequence[Pair]) -> np.ndarray:
         """Probabilities in LABELS order."""
@@ -180,6 +177,15 @@ def classifier_id(corpus_sha: str, embedder_name: str, settings: dict[str, Any])
     return f"rda-{short}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
 
 
+def design_matrix(scaler: Any, vectorizer: Any, ngram_weight: float, dense: np.ndarray,
+                  texts: Sequence[str]) -> Any:
+    """Scaled dense features beside weighted n-grams: what the logistic regression sees."""
+    from scipy import sparse
+
+    grams = vectorizer.transform(texts) * ngram_weight
+    return sparse.hstack([sparse.csr_matrix(scaler.transform(dense)), grams]).tocsr()
+
+
 @dataclass
 class _Fitted:
     scaler: Any
@@ -187,25 +193,20 @@ class _Fitted:
     model: Any
 
     def logits(self, dense: np.ndarray, texts: Sequence[str], ngram_weight: float) -> np.ndarray:
-        from scipy import sparse
-
-        grams = self.vectorizer.transform(texts) * ngram_weight
-        x = sparse.hstack([sparse.csr_matrix(self.scaler.transform(dense)), grams]).tocsr()
+        x = design_matrix(self.scaler, self.vectorizer, ngram_weight, dense, texts)
         return np.asarray(self.model.decision_function(x))
 
 
 def _fit(dense: np.ndarray, texts: Sequence[str], labels: Sequence[str], weights: np.ndarray,
          c: float, ngram_weight: float) -> _Fitted:
-    from scipy import sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(dense)
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3,
-                                 max_features=40000, sublinear_tf=True)
-    grams = vectorizer.fit_transform(texts) * ngram_weight
-    x = sparse.hstack([sparse.csr_matrix(scaler.transform(dense)), grams]).tocsr()
+                                 max_features=40000, sublinear_tf=True).fit(texts)
+    x = design_matrix(scaler, vectorizer, ngram_weight, dense, texts)
     model = LogisticRegression(C=c, max_iter=3000)
     model.fit(x, list(labels), sample_weight=weights)
     return _Fitted(scaler, vectorizer, model)
