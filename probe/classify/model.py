@@ -76,9 +76,7 @@ class TrainedHead:
         if not pairs:
             return np.zeros((0, len(LABELS)))
         logits = self.model.decision_function(self.features(embedder, pairs))
-        probs = softmax(logits / self.temperature)
-        order = [list(self.model.classes_).index(label) for label in LABELS]
-        return probs[:, order]
+        return softmax(logits / self.temperature)[:, label_order(self.model)]
 
     def save(self, directory: Path) -> None:
         import joblib
@@ -186,6 +184,11 @@ def design_matrix(scaler: Any, vectorizer: Any, ngram_weight: float, dense: np.n
     return sparse.hstack([sparse.csr_matrix(scaler.transform(dense)), grams]).tocsr()
 
 
+def label_order(model: Any) -> list[int]:
+    """Columns of the model's outputs, rearranged into LABELS order."""
+    return [list(model.classes_).index(label) for label in LABELS]
+
+
 @dataclass
 class _Fitted:
     scaler: Any
@@ -193,8 +196,9 @@ class _Fitted:
     model: Any
 
     def logits(self, dense: np.ndarray, texts: Sequence[str], ngram_weight: float) -> np.ndarray:
+        """Logits in LABELS order."""
         x = design_matrix(self.scaler, self.vectorizer, ngram_weight, dense, texts)
-        return np.asarray(self.model.decision_function(x))
+        return np.asarray(self.model.decision_function(x))[:, label_order(self.model)]
 
 
 def _fit(dense: np.ndarray, texts: Sequence[str], labels: Sequence[str], weights: np.ndarray,
@@ -216,24 +220,24 @@ def held_out_logits(dense: np.ndarray, texts: Sequence[str], labels: Sequence[st
                     langs: Sequence[str] | None, groups: Sequence[str], c: float,
                     ngram_weight: float, real: Sequence[bool] | None = None,
                     real_share: float = 0.0) -> np.ndarray:
-    """Logits for every example from a head trained without its group (corpus file): how the
-    head does on a batch of text it never saw, which is what meeting a new study is like."""
-    out = np.zeros((len(labels), len(LABELS)))
-    group_array = np.asarray(groups)
+    """Logits (LABELS order) for every example from a head trained without its group (corpus
+    file): how the head does on a batch of text it never saw, which is what meeting a new study
+    is like. Rows stay NaN where the other groups lack a label and no head could be trained."""
+    out = np.full((len(labels), len(LABELS)), np.nan)
+    label_array, text_array, group_array = np.asarray(labels), np.asarray(texts), np.asarray(groups)
+    lang_array = None if langs is None else np.asarray(langs)
+    real_array = None if real is None else np.asarray(real, dtype=bool)
     for group in sorted(set(groups)):
         held = group_array == group
         train = ~held
-        train_labels = [y for y, keep in zip(labels, train, strict=True) if keep]
-        if len(set(train_labels)) < len(LABELS):
+        if len(set(label_array[train])) < len(LABELS):
             continue
-        train_langs = None if langs is None else [x for x, k in zip(langs, train, strict=True) if k]
-        train_real = None if real is None else [x for x, k in zip(real, train, strict=True) if k]
-        weights = balanced_weights(train_labels, train_langs, train_real, real_share)
-        fitted = _fit(dense[train], [t for t, k in zip(texts, train, strict=True) if k],
-                      train_labels, weights, c, ngram_weight)
-        order = [list(fitted.model.classes_).index(label) for label in LABELS]
-        held_texts = [t for t, k in zip(texts, held, strict=True) if k]
-        out[held] = fitted.logits(dense[held], held_texts, ngram_weight)[:, order]
+        weights = balanced_weights(
+            list(label_array[train]), None if lang_array is None else list(lang_array[train]),
+            None if real_array is None else list(real_array[train]), real_share)
+        fitted = _fit(dense[train], list(text_array[train]), list(label_array[train]), weights,
+                      c, ngram_weight)
+        out[held] = fitted.logits(dense[held], list(text_array[held]), ngram_weight)
     return out
 
 
@@ -256,17 +260,15 @@ def train_head(
     if groups is not None and len(set(groups)) >= 3:
         logits = held_out_logits(dense, texts, labels, langs, groups, c, ngram_weight, real,
                                  real_share)
-        scored = np.abs(logits).sum(axis=1) > 0
-        truth = [LABELS.index(y) for y, k in zip(labels, scored, strict=True) if k]
-        temperature = fit_temperature(logits[scored], truth)
-        predicted = [LABELS[i] for i in logits[scored].argmax(axis=1)]
-        score = agreement([LABELS[i] for i in truth], predicted)
-        scored_groups = [g for g, k in zip(groups, scored, strict=True) if k]
+        scored = ~np.isnan(logits).any(axis=1)
+        truth = np.asarray(labels)[scored]
+        predicted = np.asarray(LABELS)[logits[scored].argmax(axis=1)]
+        temperature = fit_temperature(logits[scored], [LABELS.index(y) for y in truth])
+        score = agreement(list(truth), list(predicted))
+        scored_groups = np.asarray(groups)[scored]
         per_file = {
-            group: agreement([LABELS[t] for t, g in zip(truth, scored_groups, strict=True)
-                              if g == group],
-                             [y for y, g in zip(predicted, scored_groups, strict=True)
-                              if g == group])
+            group: agreement(list(truth[scored_groups == group]),
+                             list(predicted[scored_groups == group]))
             for group in sorted(set(scored_groups))
         }
         held_out = {"scheme": "leave one corpus file out", "n": int(scored.sum()),
