@@ -10,6 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
+from probe.classify import REAL_SHARE
 from probe.classify.corpus import AUTHORED, Example, load_jsonl, without_authored_langs
 from probe.classify.embedders import CachedEmbedder, make_embedder
 from probe.classify.metrics import agreement
@@ -51,7 +52,7 @@ def main() -> None:
         head = train_head(embedder, train_pairs, [e.label for e in train],
                           corpus_sha=corpus_digest(CORPUS), c=args.c, ngram_weight=args.ngram_weight,
                           langs=[e.lang for e in train],
-                          real=[e.source != AUTHORED for e in train], real_share=0.3)
+                          real=[e.source != AUTHORED for e in train], real_share=REAL_SHARE)
         probs = head.predict_proba(embedder, test_pairs)
         labels = ["refusal", "deflection", "answer"]
         pred = [labels[i] for i in probs.argmax(axis=1)]

@@ -6,3 +6,5 @@ regression. Rules handle only what is not text: provider blocks, errors and empt
 """
 
 LABELS: tuple[str, ...] = ("refusal", "deflection", "answer")
+# The shipped recipe's share of training weight for real model replies (model.balanced_weights).
+REAL_SHARE = 0.3

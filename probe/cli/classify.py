@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from probe.classify import REAL_SHARE
 from probe.errors import InputError
 
 
@@ -57,7 +58,7 @@ def classify(db_path: Path, model_dir: Path | None, batch_size: int, quiet: bool
               help="e5, static, or st:<sentence-transformers model>.")
 @click.option("--c", "c", default=0.5, show_default=True, type=float)
 @click.option("--ngram-weight", default=0.5, show_default=True, type=float)
-@click.option("--real-share", default=0.3, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--real-share", default=REAL_SHARE, show_default=True, type=click.FloatRange(0, 1),
               help="Share of the training weight carried by real model replies (examples whose "
               "source is not probe-authored); 0 weighs them like authored ones.")
 @click.option("--exclude-lang", "exclude_langs", multiple=True,
