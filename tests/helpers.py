@@ -6,6 +6,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import yaml
 from click.testing import CliRunner
 
 from probe.cli import cli
@@ -66,3 +67,36 @@ def run_command(base_url: str, topics: Path, db: Path, *extra: str) -> list[str]
         "--quiet",
         *extra,
     ]
+
+
+def write_topics(
+    root: Path, prompts: int, langs: tuple[str, ...], topic: str = "gen", control_every: int = 5
+) -> Path:
+    """A generated topic set: `prompts` prompts, each in every one of `langs`, every
+    `control_every`-th a control; prompt i reads "[lang] generated question number i?"."""
+    root.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "id": topic,
+        "title": "Generated",
+        "sensitive_to": "Nobody",
+        "rationale": "Generated for tests.",
+        "languages": list(langs),
+        "prompts": [
+            {
+                "id": f"{topic}.p{i:04d}",
+                "kind": "control" if i % control_every == 0 else "factual",
+                "texts": {
+                    lang: {"text": f"[{lang}] generated question number {i}?", "origin": "authored"}
+                    for lang in langs
+                },
+            }
+            for i in range(prompts)
+        ],
+    }
+    (root / f"{topic}.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return root
+
+
+def tank_rows(db_path: Path) -> list[sqlite3.Row]:
+    """The stored rows of the fixture prompt most fault tests aim at."""
+    return [r for r in rows(db_path) if r["prompt_id"] == "mini-tiananmen.tank-man"]

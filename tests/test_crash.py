@@ -18,8 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
-from helpers import PROBE, run_command
+from helpers import PROBE, run_command, write_topics
 
 from probe.classify.classifier import SHIPPED
 from probe.fake_endpoint import FakeEndpoint, Reply
@@ -30,30 +29,6 @@ from probe.topics import load_topics
 
 LANGS = ("en", "zh-Hans", "fr", "ar")
 CONCURRENCY = 8
-
-
-def write_topics(root: Path, prompts: int) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "id": "crash",
-        "title": "Crash",
-        "sensitive_to": "Nobody",
-        "rationale": "Generated for crash tests.",
-        "languages": list(LANGS),
-        "prompts": [
-            {
-                "id": f"crash.p{i:04d}",
-                "kind": "control" if i % 4 == 0 else "factual",
-                "texts": {
-                    lang: {"text": f"[{lang}] crash question {i}?", "origin": "authored"}
-                    for lang in LANGS
-                },
-            }
-            for i in range(prompts)
-        ],
-    }
-    (root / "crash.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-    return root
 
 
 def query(db_path: Path, sql: str) -> list[tuple]:
@@ -100,7 +75,7 @@ def kill_when(
 
 
 def test_sweep_killed_three_times_loses_and_repeats_nothing(tmp_path: Path) -> None:
-    topics = write_topics(tmp_path / "topics", 100)  # 400 jobs, each with its own text
+    topics = write_topics(tmp_path / "topics", 100, LANGS, "crash", 4)  # 400 jobs, each with its own text
     db = tmp_path / "crash.db"
     env = {**os.environ, "PROBE_BACKOFF_BASE": "0.01"}
     with FakeEndpoint(delay_s=0.03) as ep:
@@ -141,7 +116,7 @@ def test_sweep_killed_three_times_loses_and_repeats_nothing(tmp_path: Path) -> N
 
 
 def test_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
-    topics = write_topics(tmp_path / "topics", 50)
+    topics = write_topics(tmp_path / "topics", 50, LANGS, "crash", 4)
     db = tmp_path / "term.db"
     with FakeEndpoint(delay_s=0.05) as ep:
         args = run_command(ep.base_url, topics, db, "--concurrency", "4")
@@ -163,7 +138,7 @@ def test_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
 
 
 def test_a_second_run_on_the_same_store_is_refused(tmp_path: Path) -> None:
-    topics = write_topics(tmp_path / "topics", 30)
+    topics = write_topics(tmp_path / "topics", 30, LANGS, "crash", 4)
     db = tmp_path / "busy.db"
     with FakeEndpoint(delay_s=0.2) as ep:
         args = run_command(ep.base_url, topics, db, "--concurrency", "2")
@@ -278,7 +253,7 @@ def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def fill_store(db: Path, n: int) -> None:
     """`n` ok responses through the real runner (fast: a loopback endpoint, no latency)."""
-    topics = write_topics(db.parent / "cls-topics", (n + len(LANGS) - 1) // len(LANGS))
+    topics = write_topics(db.parent / "cls-topics", (n + len(LANGS) - 1) // len(LANGS), LANGS, "crash", 4)
     topic_set = load_topics(topics)
     with FakeEndpoint(
         default=lambda req: Reply(
