@@ -8,10 +8,15 @@ the query behind exports, so a report and an export never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from probe.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,30 @@ def _out_dir(out: Path) -> Path:
         raise InputError(f"{out}: exists and is not a directory; pick another --out")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _write_pages(
+    out: Path,
+    stem: str,
+    html_text: str,
+    render_md: Callable[[str], str],
+    frames: Mapping[str, pd.DataFrame],
+    tables_subdir: str,
+) -> tuple[Path, Path, list[Path]]:
+    """Write `<stem>.html`, `<stem>.md` (which links to the HTML by name) and one CSV per
+    frame into `out/<tables_subdir>`; the same layout for reports and diffs."""
+    html_path = out / f"{stem}.html"
+    md_path = out / f"{stem}.md"
+    html_path.write_text(html_text, encoding="utf-8")
+    md_path.write_text(render_md(html_path.name), encoding="utf-8")
+    tables_dir = out / tables_subdir
+    tables_dir.mkdir(exist_ok=True)
+    written = []
+    for name, frame in frames.items():
+        path = tables_dir / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        written.append(path)
+    return html_path, md_path, written
 
 
 def write_report(
@@ -57,18 +86,14 @@ def write_report(
         title=title,
         classifier_meta=classifier_meta,
     )
-    out = _out_dir(out)
-    html_path = out / "report.html"
-    md_path = out / "report.md"
-    html_path.write_text(html.render(data), encoding="utf-8")
-    md_path.write_text(markdown.render(data, html_path.name), encoding="utf-8")
-    tables_dir = out / "tables"
-    tables_dir.mkdir(exist_ok=True)
-    written = []
-    for name, frame in data.csv_tables().items():
-        path = tables_dir / f"{name}.csv"
-        frame.to_csv(path, index=False)
-        written.append(path)
+    html_path, md_path, written = _write_pages(
+        _out_dir(out),
+        "report",
+        html.render(data),
+        lambda html_name: markdown.render(data, html_name),
+        data.csv_tables(),
+        "tables",
+    )
     notes = []
     unlabelled = data.meta["unlabelled"]
     if unlabelled:
@@ -103,16 +128,14 @@ def write_diff(
         correction=correction,
         alpha=alpha,
     )
-    out = _out_dir(out)
-    html_path = out / "diff.html"
-    md_path = out / "diff.md"
-    html_path.write_text(render_html(data), encoding="utf-8")
-    md_path.write_text(render_markdown(data, html_path.name), encoding="utf-8")
-    paths = []
-    for name, frame in (("diff_rates", data.rates), ("diff_flips", data.flips_table())):
-        path = out / f"{name}.csv"
-        frame.to_csv(path, index=False)
-        paths.append(path)
+    html_path, md_path, paths = _write_pages(
+        _out_dir(out),
+        "diff",
+        render_html(data),
+        lambda html_name: render_markdown(data, html_name),
+        {"diff_rates": data.rates, "diff_flips": data.flips_table()},
+        "",
+    )
     return Written(html_path, md_path, paths)
 
 
