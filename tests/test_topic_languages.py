@@ -15,7 +15,7 @@ lingua = pytest.importorskip("lingua")
 LINGUA = {
     "en": "ENGLISH", "zh-Hans": "CHINESE", "zh-Hant": "CHINESE", "id": "INDONESIAN",
     "ja": "JAPANESE", "ko": "KOREAN", "ru": "RUSSIAN", "es": "SPANISH", "fr": "FRENCH",
-    "ar": "ARABIC",
+    "ar": "ARABIC", "fi": "FINNISH",
 }
 # Languages with a script of their own are checked by script share; Latin-script languages by
 # lingua. Short prompts dominated by a proper name ("Who is Gedhun Choekyi Nyima?") are
@@ -37,7 +37,8 @@ def detector() -> object:
     # Malay is excluded: short Indonesian sentences are often indistinguishable from it.
     languages = [getattr(Language, name) for name in sorted(set(LINGUA.values()))]
     languages += [Language.GERMAN, Language.PORTUGUESE, Language.ITALIAN, Language.DUTCH,
-                  Language.PERSIAN, Language.URDU, Language.VIETNAMESE, Language.TURKISH]
+                  Language.PERSIAN, Language.URDU, Language.VIETNAMESE, Language.TURKISH,
+                  Language.ESTONIAN]
     return LanguageDetectorBuilder.from_languages(*languages).build()
 
 
