@@ -100,3 +100,12 @@ def write_topics(
 def tank_rows(db_path: Path) -> list[sqlite3.Row]:
     """The stored rows of the fixture prompt most fault tests aim at."""
     return [r for r in rows(db_path) if r["prompt_id"] == "mini-tiananmen.tank-man"]
+
+
+def sweep_tank(
+    endpoint: FakeEndpoint, topics_dir: Path, db_path: Path, *extra: str
+) -> tuple[int, str, str]:
+    """`probe run` of the English Tiananmen fixture only: the sweep most fault tests aim at."""
+    return sweep(
+        endpoint, topics_dir, db_path, "--langs", "en", "--topics", "mini-tiananmen", *extra
+    )

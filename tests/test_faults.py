@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from helpers import invoke, rows, run_command, sweep, tank_rows, write_topics
+from helpers import invoke, rows, run_command, sweep, sweep_tank, tank_rows, write_topics
 
 from probe.backend import retry_after_seconds
 from probe.fake_endpoint import FAULTS, FakeEndpoint, Reply, fault_reply
@@ -30,14 +30,10 @@ def test_each_fault_is_retried_and_stored_once(
     endpoint: FakeEndpoint, topics_dir: Path, db_path: Path, kind: str
 ) -> None:
     endpoint.on("Tank Man", fault_reply(kind, timeout_s=1.0), Reply(content="recovered"))
-    code, _, err = sweep(
+    code, _, err = sweep_tank(
         endpoint,
         topics_dir,
         db_path,
-        "--langs",
-        "en",
-        "--topics",
-        "mini-tiananmen",
         "--timeout",
         "1",
     )
@@ -54,14 +50,10 @@ def test_slow_drip_is_cut_by_the_total_deadline(
     """Each chunk arrives well within a per-read timeout; the whole reply never would."""
     endpoint.on("Tank Man", Reply(content="x" * 2000, drip_s=0.2), Reply(content="quick"))
     started = time.monotonic()
-    code, _, err = sweep(
+    code, _, err = sweep_tank(
         endpoint,
         topics_dir,
         db_path,
-        "--langs",
-        "en",
-        "--topics",
-        "mini-tiananmen",
         "--timeout",
         "1",
     )
@@ -87,9 +79,7 @@ def test_huge_reply_is_stored_whole(
 ) -> None:
     text = ("天安门 Tiananmen 1989 — " * 200_000)[:4_000_000]
     endpoint.on("Tank Man", Reply(content=text))
-    code, _, err = sweep(
-        endpoint, topics_dir, db_path, "--langs", "en", "--topics", "mini-tiananmen"
-    )
+    code, _, err = sweep_tank(endpoint, topics_dir, db_path)
     assert code == 0, err
     (tank,) = tank_rows(db_path)
     assert tank["outcome"] == "ok" and tank["content"] == text.strip()
@@ -105,18 +95,14 @@ def test_reply_over_the_cap_is_refused_then_retried_next_run(
 ) -> None:
     monkeypatch.setenv("PROBE_MAX_RESPONSE_BYTES", "65536")
     endpoint.on("Tank Man", Reply(content="y" * 1_000_000, no_length=streamed), repeat_last=False)
-    code, _, err = sweep(
-        endpoint, topics_dir, db_path, "--langs", "en", "--topics", "mini-tiananmen"
-    )
+    code, _, err = sweep_tank(endpoint, topics_dir, db_path)
     assert code == 0, err
     (tank,) = tank_rows(db_path)
     assert tank["outcome"] == "error" and tank["retries"] == 0
     assert "larger than 65536 bytes" in tank["error"] and tank["response_json"] is None
     assert endpoint.count("Tank Man") == 1  # the same huge reply is not asked for again
     monkeypatch.delenv("PROBE_MAX_RESPONSE_BYTES")
-    code, out, err = sweep(
-        endpoint, topics_dir, db_path, "--langs", "en", "--topics", "mini-tiananmen"
-    )
+    code, out, err = sweep_tank(endpoint, topics_dir, db_path)
     assert code == 0 and "2 already stored, 1 sent" in out, out + err
     latest = [
         r
@@ -142,14 +128,10 @@ def test_odd_reply_shapes_are_stored_not_crashed_on(
     endpoint: FakeEndpoint, topics_dir: Path, db_path: Path, body: object, outcome: str
 ) -> None:
     endpoint.on("Tank Man", Reply(body=body))
-    code, _, err = sweep(
+    code, _, err = sweep_tank(
         endpoint,
         topics_dir,
         db_path,
-        "--langs",
-        "en",
-        "--topics",
-        "mini-tiananmen",
         "--max-retries",
         "1",
     )
@@ -177,9 +159,7 @@ def test_retry_after_forms() -> None:
 
 def test_retry_after_is_honoured(endpoint: FakeEndpoint, topics_dir: Path, db_path: Path) -> None:
     endpoint.on("Tank Man", Reply(status=503, headers={"Retry-After": "1"}), Reply(content="ok"))
-    code, _, err = sweep(
-        endpoint, topics_dir, db_path, "--langs", "en", "--topics", "mini-tiananmen"
-    )
+    code, _, err = sweep_tank(endpoint, topics_dir, db_path)
     assert code == 0, err
     (tank,) = tank_rows(db_path)
     assert tank["retries"] == 1 and tank["latency_ms"] < 1000

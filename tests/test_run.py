@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import invoke, rows, sweep
+from helpers import invoke, rows, sweep, sweep_tank
 
 from probe.fake_endpoint import FakeEndpoint, Reply
 
@@ -68,7 +68,7 @@ def test_reasoning_is_stored_apart(endpoint: FakeEndpoint, topics_dir: Path, db_
         Reply(content="<think>Sensitive topic.</think>\n\nLet's talk about something else."),
     )
     endpoint.on("Peking duck", Reply(content="Roast it.", reasoning="Simple recipe question."))
-    sweep(endpoint, topics_dir, db_path, "--langs", "en", "--topics", "mini-tiananmen")
+    sweep_tank(endpoint, topics_dir, db_path)
     got = {r["prompt_id"]: (r["content"], r["reasoning"]) for r in rows(db_path)}
     assert got["mini-tiananmen.tank-man"] == ("I cannot discuss that.", "The user asks...")
     assert got["mini-tiananmen.what-happened"] == (
@@ -118,9 +118,7 @@ def test_retries_honour_retry_after_and_are_counted(
     )
     endpoint.on("4 June", Reply(status=500), Reply(status=503), Reply(content="fine"))
     endpoint.on("Peking duck", Reply(drop=True), Reply(content="duck"))
-    code, _, err = sweep(
-        endpoint, topics_dir, db_path, "--langs", "en", "--topics", "mini-tiananmen"
-    )
+    code, _, err = sweep_tank(endpoint, topics_dir, db_path)
     assert code == 0, err
     got = {r["prompt_id"]: r for r in rows(db_path)}
     assert got["mini-tiananmen.tank-man"]["retries"] == 1
@@ -139,23 +137,17 @@ def test_exhausted_retries_store_error_then_next_run_retries(
     endpoint.on(
         "Tank Man", Reply(status=502), Reply(status=502), Reply(status=502), repeat_last=False
     )
-    sweep(
+    sweep_tank(
         endpoint,
         topics_dir,
         db_path,
-        "--langs",
-        "en",
-        "--topics",
-        "mini-tiananmen",
         "--max-retries",
         "2",
     )
     tank = [r for r in rows(db_path) if r["prompt_id"].endswith("tank-man")]
     assert [r["outcome"] for r in tank] == ["error"] and tank[0]["retries"] == 2
     before = endpoint.count()
-    code, out, _ = sweep(
-        endpoint, topics_dir, db_path, "--langs", "en", "--topics", "mini-tiananmen"
-    )
+    code, out, _ = sweep_tank(endpoint, topics_dir, db_path)
     assert endpoint.count() == before + 1  # only the failed job is sent again
     tank = [
         r
@@ -169,14 +161,10 @@ def test_slow_reply_times_out_and_is_retried(
     endpoint: FakeEndpoint, topics_dir: Path, db_path: Path
 ) -> None:
     endpoint.on("Tank Man", Reply(content="late", delay_s=2.0), Reply(content="quick"))
-    sweep(
+    sweep_tank(
         endpoint,
         topics_dir,
         db_path,
-        "--langs",
-        "en",
-        "--topics",
-        "mini-tiananmen",
         "--timeout",
         "0.5",
     )

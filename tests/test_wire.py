@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import PROBE, rows, sweep, tank_rows, write_topics
+from helpers import PROBE, rows, sweep, sweep_tank, tank_rows, write_topics
 
 from probe.fake_endpoint import FakeEndpoint, Reply
 
@@ -30,14 +30,10 @@ def test_body_framings_are_read_exactly(
     endpoint: FakeEndpoint, topics_dir: Path, db_path: Path, reply: Reply
 ) -> None:
     endpoint.on("Tank Man", reply)
-    code, _, err = sweep(
+    code, _, err = sweep_tank(
         endpoint,
         topics_dir,
         db_path,
-        "--langs",
-        "en",
-        "--topics",
-        "mini-tiananmen",
         "--concurrency",
         "1",
     )
@@ -56,9 +52,7 @@ def test_a_small_gzip_bomb_is_refused_like_a_big_reply(
 ) -> None:
     monkeypatch.setenv("PROBE_MAX_RESPONSE_BYTES", "100000")
     endpoint.on("Tank Man", Reply(content="0" * 5_000_000, encoding="gzip"), repeat_last=False)
-    code, _, err = sweep(
-        endpoint, topics_dir, db_path, "--langs", "en", "--topics", "mini-tiananmen"
-    )
+    code, _, err = sweep_tank(endpoint, topics_dir, db_path)
     assert code == 0, err
     (tank,) = tank_rows(db_path)
     assert tank["outcome"] == "error" and "larger than 100000 bytes" in tank["error"]
