@@ -51,13 +51,12 @@ def rows(db_path: Path, sql: str = "SELECT * FROM responses", *args: object) -> 
 PROBE = str(Path(sys.executable).with_name("probe"))
 
 
-def run_command(base_url: str, topics: Path, db: Path, *extra: str) -> list[str]:
-    """The `probe run` command line a subprocess test starts (the real console script)."""
+def run_args(base_url: str, topics: Path, db: Path, *extra: str, model: str = "m") -> list[str]:
+    """The arguments of a quiet `probe run` of `topics` against `base_url` into `db`."""
     return [
-        PROBE,
         "run",
         "--model",
-        "m",
+        model,
         "--base-url",
         base_url,
         "--topics-dir",
@@ -67,6 +66,11 @@ def run_command(base_url: str, topics: Path, db: Path, *extra: str) -> list[str]
         "--quiet",
         *extra,
     ]
+
+
+def run_command(base_url: str, topics: Path, db: Path, *extra: str) -> list[str]:
+    """The `probe run` command line a subprocess test starts (the real console script)."""
+    return [PROBE, *run_args(base_url, topics, db, *extra)]
 
 
 def write_topics(

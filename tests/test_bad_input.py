@@ -14,17 +14,17 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import PROBE
+from helpers import run_args as shared_run_args
 
 from probe.fake_endpoint import FakeEndpoint
 from probe.store import SCHEMA_VERSION, connect
 
-PROBE = str(Path(sys.executable).with_name("probe"))
 FIXTURE_TOPICS = Path(__file__).parent / "fixtures" / "topics"
 
 GOOD = """\
@@ -76,19 +76,7 @@ def ep() -> Iterator[FakeEndpoint]:
 
 
 def run_args(ep: FakeEndpoint, topics: Path, db: Path, *extra: str) -> list[str]:
-    return [
-        "run",
-        "--model",
-        "fake-model",
-        "--base-url",
-        ep.base_url,
-        "--topics-dir",
-        str(topics),
-        "--db",
-        str(db),
-        "--quiet",
-        *extra,
-    ]
+    return shared_run_args(ep.base_url, topics, db, *extra, model="fake-model")
 
 
 def topics_with(tmp_path: Path, text: str, name: str = "demo.yaml") -> Path:

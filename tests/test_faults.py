@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from helpers import invoke, rows, run_command, sweep, sweep_tank, tank_rows, write_topics
+from helpers import invoke, rows, run_args, run_command, sweep, sweep_tank, tank_rows, write_topics
 
 from probe.backend import retry_after_seconds
 from probe.fake_endpoint import FAULTS, FakeEndpoint, Reply, fault_reply
@@ -226,20 +226,7 @@ def test_out_of_quota_stops_at_once(tmp_path: Path, db_path: Path) -> None:
     }
     with FakeEndpoint() as ep:
         ep.on(lambda req: True, Reply(status=429, body=quota))
-        code, _, err = invoke(
-            "run",
-            "--model",
-            "m",
-            "--base-url",
-            ep.base_url,
-            "--topics-dir",
-            str(topics),
-            "--db",
-            str(db_path),
-            "--quiet",
-            "--concurrency",
-            "4",
-        )
+        code, _, err = invoke(*run_args(ep.base_url, topics, db_path, "--concurrency", "4"))
         assert code == 2 and err.count("\n") == 1, err
         assert "quota" in err and "run the same command again" in err
         assert ep.count() <= 4  # no retries, no further jobs
@@ -253,20 +240,7 @@ def test_every_job_failing_stops_the_run_with_one_line(tmp_path: Path, db_path: 
             lambda req: True,
             Reply(status=400, body={"error": {"message": "max_tokens is too large"}}),
         )
-        code, _, err = invoke(
-            "run",
-            "--model",
-            "m",
-            "--base-url",
-            ep.base_url,
-            "--topics-dir",
-            str(topics),
-            "--db",
-            str(db_path),
-            "--quiet",
-            "--concurrency",
-            "4",
-        )
+        code, _, err = invoke(*run_args(ep.base_url, topics, db_path, "--concurrency", "4"))
         sent = ep.count()
     assert code == 3, err
     assert err.count("\n") == 1 and "max_tokens is too large" in err
