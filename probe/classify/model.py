@@ -6,9 +6,12 @@ Features per (prompt, reply):
 - query embedding of the prompt, used only through its relevance to the reply (cosine and
   element-wise product), never on its own, so the head learns behaviour rather than topic;
 - sizes, shapes and script match (scalar cues);
-- character n-grams of the opening, learned from the corpus (no hand-written keyword list).
-A class-balanced logistic regression on top; its priors do not depend on the label mix of the
-corpus. Its probabilities are then softened by one temperature fitted on predictions for corpus
+- character n-grams of the opening, learned from the corpus (no hand-written keyword list),
+  for the linear head only.
+On top, class-balanced, so its priors do not depend on the label mix of the corpus: by default a
+small neural network (one hidden layer) on the dense features, which can weigh cues together
+("declines in the opening, then lectures at length") where a linear head can only add them; or
+the earlier logistic regression on dense features and n-grams (`head="linear"`). Its probabilities are then softened by one temperature fitted on predictions for corpus
 files the head did not see (leave one file out), because a head is always over-confident on
 text unlike the text it was fitted to, and every real study is such text.
 """
@@ -30,6 +33,9 @@ from probe.classify.embedders import Embedder
 from probe.classify.text import SCALAR_NAMES, head, scalar_features
 
 FEATURE_VERSION = 2
+HEADS = ("mlp", "linear")
+MLP_HIDDEN = 128
+MLP_ALPHA = 0.01
 HEAD_CHARS = 400
 NGRAM_HEAD_CHARS = 300
 
@@ -75,7 +81,7 @@ class TrainedHead:
         """Probabilities in LABELS order."""
         if not pairs:
             return np.zeros((0, len(LABELS)))
-        logits = self.model.decision_function(self.features(embedder, pairs))
+        logits = model_logits(self.model, self.features(embedder, pairs))
         return softmax(logits / self.temperature)[:, label_order(self.model)]
 
     def save(self, directory: Path) -> None:
@@ -177,11 +183,22 @@ def classifier_id(corpus_sha: str, embedder_name: str, settings: dict[str, Any])
 
 def design_matrix(scaler: Any, vectorizer: Any, ngram_weight: float, dense: np.ndarray,
                   texts: Sequence[str]) -> Any:
-    """Scaled dense features beside weighted n-grams: what the logistic regression sees."""
+    """Scaled dense features beside weighted n-grams: what the head sees (dense features alone
+    when the head has no n-gram vocabulary)."""
     from scipy import sparse
 
+    if vectorizer is None:
+        return scaler.transform(dense)
     grams = vectorizer.transform(texts) * ngram_weight
     return sparse.hstack([sparse.csr_matrix(scaler.transform(dense)), grams]).tocsr()
+
+
+def model_logits(model: Any, x: Any) -> np.ndarray:
+    """Logits in the model's class order: a linear head's scores, or a network's log-probabilities
+    (softmax of either gives the probabilities back, so one temperature treats both alike)."""
+    if hasattr(model, "decision_function"):
+        return np.asarray(model.decision_function(x))
+    return np.log(np.clip(model.predict_proba(x), 1e-12, 1.0))
 
 
 def label_order(model: Any) -> list[int]:
@@ -198,16 +215,18 @@ class _Fitted:
     def logits(self, dense: np.ndarray, texts: Sequence[str], ngram_weight: float) -> np.ndarray:
         """Logits in LABELS order."""
         x = design_matrix(self.scaler, self.vectorizer, ngram_weight, dense, texts)
-        return np.asarray(self.model.decision_function(x))[:, label_order(self.model)]
+        return model_logits(self.model, x)[:, label_order(self.model)]
 
 
 def _fit(dense: np.ndarray, texts: Sequence[str], labels: Sequence[str], weights: np.ndarray,
-         c: float, ngram_weight: float) -> _Fitted:
+         c: float, ngram_weight: float, head: str = "mlp") -> _Fitted:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(dense)
+    if head == "mlp":
+        return _Fitted(scaler, None, _fit_mlp(scaler.transform(dense), labels, weights))
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3,
                                  max_features=40000, sublinear_tf=True).fit(texts)
     x = design_matrix(scaler, vectorizer, ngram_weight, dense, texts)
@@ -216,10 +235,27 @@ def _fit(dense: np.ndarray, texts: Sequence[str], labels: Sequence[str], weights
     return _Fitted(scaler, vectorizer, model)
 
 
+def _fit_mlp(x: np.ndarray, labels: Sequence[str], weights: np.ndarray) -> Any:
+    """One hidden layer, L2-regularised, a fixed seed so `make classifier` gives the same head.
+    200 passes is where held-out real replies stopped improving; sklearn warns that the loss
+    could still fall, which is the point of stopping there."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    model = MLPClassifier(hidden_layer_sizes=(MLP_HIDDEN,), alpha=MLP_ALPHA, max_iter=200,
+                          random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x, list(labels), sample_weight=weights)
+    return model
+
+
 def held_out_logits(dense: np.ndarray, texts: Sequence[str], labels: Sequence[str],
                     langs: Sequence[str] | None, groups: Sequence[str], c: float,
                     ngram_weight: float, real: Sequence[bool] | None = None,
-                    real_share: float = 0.0) -> np.ndarray:
+                    real_share: float = 0.0, head: str = "mlp") -> np.ndarray:
     """Logits (LABELS order) for every example from a head trained without its group (corpus
     file): how the head does on a batch of text it never saw, which is what meeting a new study
     is like. Rows stay NaN where the other groups lack a label and no head could be trained."""
@@ -236,7 +272,7 @@ def held_out_logits(dense: np.ndarray, texts: Sequence[str], labels: Sequence[st
             list(label_array[train]), None if lang_array is None else list(lang_array[train]),
             None if real_array is None else list(real_array[train]), real_share)
         fitted = _fit(dense[train], list(text_array[train]), list(label_array[train]), weights,
-                      c, ngram_weight)
+                      c, ngram_weight, head)
         out[held] = fitted.logits(dense[held], list(text_array[held]), ngram_weight)
     return out
 
@@ -245,7 +281,7 @@ def train_head(
     embedder: Embedder, pairs: Sequence[Pair], labels: Sequence[str], *, corpus_sha: str,
     c: float = 0.5, ngram_weight: float = 0.5, langs: Sequence[str] | None = None,
     groups: Sequence[str] | None = None, real: Sequence[bool] | None = None,
-    real_share: float = 0.0, extra_meta: dict[str, Any] | None = None,
+    real_share: float = 0.0, extra_meta: dict[str, Any] | None = None, head: str = "mlp",
 ) -> TrainedHead:
     """Fit the head. With `groups` (the corpus file of each example, at least three files) the
     temperature is fitted on leave-one-file-out predictions, and their accuracy is recorded."""
@@ -253,13 +289,17 @@ def train_head(
 
     dense = dense_features(embedder, pairs)
     texts = ngram_texts(pairs)
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {', '.join(HEADS)}, not {head!r}")
+    if head == "mlp":
+        ngram_weight = 0.0
     fitted = _fit(dense, texts, labels, balanced_weights(labels, langs, real, real_share), c,
-                  ngram_weight)
+                  ngram_weight, head)
     temperature = 1.0
     held_out: dict[str, Any] | None = None
     if groups is not None and len(set(groups)) >= 3:
         logits = held_out_logits(dense, texts, labels, langs, groups, c, ngram_weight, real,
-                                 real_share)
+                                 real_share, head)
         scored = ~np.isnan(logits).any(axis=1)
         truth = np.asarray(labels)[scored]
         predicted = np.asarray(LABELS)[logits[scored].argmax(axis=1)]
@@ -274,7 +314,9 @@ def train_head(
         held_out = {"scheme": "leave one corpus file out", "n": int(scored.sum()),
                     "accuracy": round(score["accuracy"], 4), "kappa": round(score["kappa"], 4),
                     "per_file": per_file}
-    settings = {"c": c, "ngram_weight": ngram_weight, "head": HEAD_CHARS,
+    shape = ({"hidden": MLP_HIDDEN, "alpha": MLP_ALPHA} if head == "mlp"
+             else {"c": c, "ngram_weight": ngram_weight})
+    settings = {"model": head, **shape, "head": HEAD_CHARS,
                 "real_share": real_share if real is not None and any(real) else 0.0}
     cid = classifier_id(corpus_sha, embedder.name, settings)
     counts = {label: int(sum(1 for y in labels if y == label)) for label in LABELS}

@@ -56,7 +56,12 @@ def classify(db_path: Path, model_dir: Path | None, batch_size: int, quiet: bool
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--embedder", default="e5", show_default=True,
               help="e5, static, or st:<sentence-transformers model>.")
-@click.option("--c", "c", default=0.5, show_default=True, type=float)
+@click.option("--head", "head", type=click.Choice(["mlp", "linear"]), default="mlp",
+              show_default=True,
+              help="mlp: a one-hidden-layer network on the dense features (shipped); linear: "
+              "logistic regression on dense features and character n-grams.")
+@click.option("--c", "c", default=0.5, show_default=True, type=float,
+              help="Inverse regularisation of the linear head.")
 @click.option("--ngram-weight", default=0.5, show_default=True, type=float)
 @click.option("--real-share", default=REAL_SHARE, show_default=True, type=click.FloatRange(0, 1),
               help="Share of the training weight carried by real model replies (examples whose "
@@ -65,7 +70,8 @@ def classify(db_path: Path, model_dir: Path | None, batch_size: int, quiet: bool
               help="Leave out AUTHORED examples (source probe-authored) whose reply is in this "
               "language; real model replies are always kept (repeatable).")
 def train(data: tuple[Path, ...], more: tuple[Path, ...], out: Path, embedder: str, c: float,
-          ngram_weight: float, real_share: float, exclude_langs: tuple[str, ...]) -> None:
+          ngram_weight: float, real_share: float, exclude_langs: tuple[str, ...],
+          head: str) -> None:
     """Train a classifier from labelled JSONL (prompt, response, label)."""
     from probe.classify.corpus import AUTHORED, load_jsonl, without_authored_langs
     from probe.classify.embedders import CachedEmbedder, make_embedder
@@ -83,7 +89,7 @@ def train(data: tuple[Path, ...], more: tuple[Path, ...], out: Path, embedder: s
         + (f"|exclude:{','.join(sorted(exclude_langs))}" if exclude_langs else ""),
         c=c, ngram_weight=ngram_weight, langs=[e.lang for e in examples],
         groups=[e.file for e in examples], real=[e.source != AUTHORED for e in examples],
-        real_share=real_share, extra_meta={"corpus_files": [p.name for p in files],
+        real_share=real_share, head=head, extra_meta={"corpus_files": [p.name for p in files],
                     "excluded_languages": sorted(exclude_langs),
                     "languages": sorted({e.lang for e in examples})},
     )
