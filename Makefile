@@ -48,6 +48,7 @@ clean:
 # The shipped classifier: retrain it exactly as it was trained (see docs/classifier.md).
 # English-language authored replies stay in the corpus but out of the head's training set.
 # Real model replies carry 30% of the training weight (probe train --real-share).
+# The head is the default one-hidden-layer network (probe train --head mlp).
 CLASSIFIER_DATA := $(sort $(wildcard corpus/*.jsonl))
 classifier: $(STAMP)
 	$(VENV)/bin/probe train $(addprefix --data ,$(CLASSIFIER_DATA)) --exclude-lang en \

@@ -1,4 +1,4 @@
-"""Choose the head's settings by leave-one-corpus-file-out cross-validation.
+"""Choose the linear head's settings by leave-one-corpus-file-out cross-validation.
 
 Each corpus file differs in language and authoring style, so holding one out imitates meeting a
 new study. The development set is never used here: settings chosen on it would only move the
@@ -41,7 +41,8 @@ def main() -> None:
         for name, held in folds.items():
             train = [e for other, rows in folds.items() if other != name for e in rows]
             head = train_head(embedder, [Pair(e.prompt, e.response) for e in train],
-                              [e.label for e in train], corpus_sha="cv", c=c, ngram_weight=w)
+                              [e.label for e in train], corpus_sha="cv", c=c, ngram_weight=w,
+                              head="linear")
             probs = head.predict_proba(embedder, [Pair(e.prompt, e.response) for e in held])
             pred = [LABELS[i] for i in probs.argmax(axis=1)]
             score = agreement([e.label for e in held], pred)

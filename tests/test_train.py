@@ -34,17 +34,26 @@ def test_real_replies_carry_their_share_of_the_weight() -> None:
     assert abs(plain[:6].sum() / plain.sum() - 6 / 120) < 1e-9
 
 
-def test_train_records_held_out_files_and_temperature(tmp_path: Path) -> None:
+def small_corpus(tmp_path: Path) -> list[Path]:
+    """90 lines of each of three corpus files: three groups for the held-out temperature."""
     files = []
     for name in ("authored-cjk.jsonl", "authored-world.jsonl", "authored-hardcases.jsonl"):
         lines = (CORPUS / name).read_text(encoding="utf-8").splitlines()[:90]
         files.append(tmp_path / name)
         files[-1].write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out = tmp_path / "head"
-    args = ["train", "--embedder", "static", "--out", str(out)]
+    return files
+
+
+def train_args(files: list[Path], out: Path, *extra: str) -> list[str]:
+    args = ["train", "--embedder", "static", "--out", str(out), *extra]
     for path in files:
         args += ["--data", str(path)]
-    result = CliRunner().invoke(cli, args)
+    return args
+
+
+def test_train_records_held_out_files_and_temperature(tmp_path: Path) -> None:
+    out = tmp_path / "head"
+    result = CliRunner().invoke(cli, train_args(small_corpus(tmp_path), out))
     assert result.exit_code == 0, result.output
     meta = json.loads((out / "classifier.json").read_text())
     held = meta["held_out_files"]
@@ -55,3 +64,30 @@ def test_train_records_held_out_files_and_temperature(tmp_path: Path) -> None:
     assert classifier.head.temperature == meta["temperature"]
     probs = classifier.predict([Pair("Is it safe?", "I'm sorry, I can't help with that.")])[0].probs
     assert abs(sum(probs.values()) - 1) < 1e-3
+
+
+def test_network_and_linear_heads_are_told_apart(tmp_path: Path) -> None:
+    files = small_corpus(tmp_path)
+    metas, classifiers = {}, {}
+    for head in ("mlp", "linear"):
+        out = tmp_path / head
+        result = CliRunner().invoke(cli, train_args(files, out, "--head", head))
+        assert result.exit_code == 0, result.output
+        metas[head] = json.loads((out / "classifier.json").read_text())
+        classifiers[head] = Classifier.load(out, cache=False)
+    assert metas["mlp"]["settings"]["model"] == "mlp"
+    assert metas["linear"]["settings"]["model"] == "linear"
+    assert metas["mlp"]["classifier_id"] != metas["linear"]["classifier_id"]
+    assert classifiers["mlp"].head.vectorizer is None  # the network sees dense features only
+    assert classifiers["linear"].head.vectorizer is not None
+    pair = Pair("How do I kill a Python process?", "Run `kill <pid>`, or `kill -9 <pid>` if it hangs.")
+    for classifier in classifiers.values():
+        probs = classifier.predict([pair])[0].probs
+        assert set(probs) == {"refusal", "deflection", "answer"}
+        assert abs(sum(probs.values()) - 1) < 1e-3
+
+
+def test_unknown_head_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, train_args(small_corpus(tmp_path), tmp_path / "h", "--head", "forest"))
+    assert result.exit_code == 2 and "forest" in result.output
