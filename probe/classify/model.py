@@ -28,12 +28,11 @@ from typing import Any
 import numpy as np
 
 from probe import __version__
-from probe.classify import LABELS
+from probe.classify import HEADS, LABELS
 from probe.classify.embedders import Embedder
 from probe.classify.text import SCALAR_NAMES, head, scalar_features
 
 FEATURE_VERSION = 2
-HEADS = ("mlp", "linear")
 MLP_HIDDEN = 128
 MLP_ALPHA = 0.01
 HEAD_CHARS = 400
@@ -74,8 +73,9 @@ class TrainedHead:
     temperature: float = 1.0
 
     def features(self, embedder: Embedder, pairs: Sequence[Pair]) -> Any:
+        texts = ngram_texts(pairs) if self.vectorizer is not None else []
         return design_matrix(self.scaler, self.vectorizer, self.ngram_weight,
-                             dense_features(embedder, pairs), ngram_texts(pairs))
+                             dense_features(embedder, pairs), texts)
 
     def predict_proba(self, embedder: Embedder, pairs: Sequence[Pair]) -> np.ndarray:
         """Probabilities in LABELS order."""
@@ -287,10 +287,10 @@ def train_head(
     temperature is fitted on leave-one-file-out predictions, and their accuracy is recorded."""
     from probe.classify.metrics import agreement
 
-    dense = dense_features(embedder, pairs)
-    texts = ngram_texts(pairs)
     if head not in HEADS:
         raise ValueError(f"head must be one of {', '.join(HEADS)}, not {head!r}")
+    dense = dense_features(embedder, pairs)
+    texts = ngram_texts(pairs)
     if head == "mlp":
         ngram_weight = 0.0
     fitted = _fit(dense, texts, labels, balanced_weights(labels, langs, real, real_share), c,

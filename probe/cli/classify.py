@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from probe.classify import REAL_SHARE
+from probe.classify import HEADS, REAL_SHARE
 from probe.errors import InputError
 
 
@@ -56,7 +56,7 @@ def classify(db_path: Path, model_dir: Path | None, batch_size: int, quiet: bool
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--embedder", default="e5", show_default=True,
               help="e5, static, or st:<sentence-transformers model>.")
-@click.option("--head", "head", type=click.Choice(["mlp", "linear"]), default="mlp",
+@click.option("--head", "head", type=click.Choice(HEADS), default=HEADS[0],
               show_default=True,
               help="mlp: a one-hidden-layer network on the dense features (shipped); linear: "
               "logistic regression on dense features and character n-grams.")
