@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -49,6 +52,35 @@ def rows(db_path: Path, sql: str = "SELECT * FROM responses", *args: object) -> 
 
 
 PROBE = str(Path(sys.executable).with_name("probe"))
+
+
+def probe_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `probe` console script as a user would, with fast retry backoff."""
+    return subprocess.run(
+        [PROBE, *args],
+        env={**os.environ, "PROBE_BACKOFF_BASE": "0.01", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess[str], *fragments: str, code: int = 2) -> str:
+    """The result failed with `code` and exactly one `error:` line on stderr holding `fragments`."""
+    err = result.stderr
+    assert result.returncode == code, (result.returncode, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def digest(path: Path) -> str:
+    """The sha256 of a file, to show a refused command left it byte for byte as it was."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def run_args(base_url: str, topics: Path, db: Path, *extra: str, model: str = "m") -> list[str]:

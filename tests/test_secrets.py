@@ -13,28 +13,16 @@ import importlib.util
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import probe_cli as probe
 
 from probe.fake_endpoint import FakeEndpoint, Reply
 from probe.targets import REDACTED, Redactor, Target, redact_url
 
-PROBE = str(Path(sys.executable).with_name("probe"))
 FIXTURE_TOPICS = Path(__file__).parent / "fixtures" / "topics"
 SENTINEL = "sk-SENTINEL-4b1d-9e7f-do-not-publish-0123456789"
-
-
-def probe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PROBE, *args],
-        env={**os.environ, "PROBE_BACKOFF_BASE": "0.01", **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def every_file(root: Path) -> list[Path]:
