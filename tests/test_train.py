@@ -9,7 +9,14 @@ import numpy as np
 from click.testing import CliRunner
 
 from probe.classify.classifier import Classifier
-from probe.classify.model import Pair, balanced_weights, fit_temperature, softmax
+from probe.classify.model import (
+    MLP_SEEDS,
+    Pair,
+    _fit_mlp,
+    balanced_weights,
+    fit_temperature,
+    softmax,
+)
 from probe.cli import cli
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
@@ -76,6 +83,7 @@ def test_network_and_linear_heads_are_told_apart(tmp_path: Path) -> None:
         metas[head] = json.loads((out / "classifier.json").read_text())
         classifiers[head] = Classifier.load(out, cache=False)
     assert metas["mlp"]["settings"]["model"] == "mlp"
+    assert metas["mlp"]["settings"]["seeds"] == MLP_SEEDS
     assert metas["linear"]["settings"]["model"] == "linear"
     assert metas["mlp"]["classifier_id"] != metas["linear"]["classifier_id"]
     assert classifiers["mlp"].head.vectorizer is None  # the network sees dense features only
@@ -85,6 +93,21 @@ def test_network_and_linear_heads_are_told_apart(tmp_path: Path) -> None:
         probs = classifier.predict([pair])[0].probs
         assert set(probs) == {"refusal", "deflection", "answer"}
         assert abs(sum(probs.values()) - 1) < 1e-3
+
+
+def test_network_head_averages_networks_from_different_seeds() -> None:
+    """The shipped head is the mean of several networks, so no single seed decides a label."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(90, 6))
+    labels = ["refusal", "deflection", "answer"] * 30
+    x[np.arange(90) % 3 == 0, 0] += 2.0  # a cue the networks can learn, learnt differently by seed
+    head = _fit_mlp(x, labels, np.ones(90))
+    assert len(head.models) == MLP_SEEDS
+    assert len({model.random_state for model in head.models}) == MLP_SEEDS
+    members = np.array([model.predict_proba(x) for model in head.models])
+    assert not np.allclose(members[0], members[1])  # the seeds really differ
+    np.testing.assert_allclose(head.predict_proba(x), members.mean(axis=0))
+    np.testing.assert_allclose(head.predict_proba(x).sum(axis=1), 1.0)
 
 
 def test_unknown_head_is_refused(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from probe.classify.text import SCALAR_NAMES, head, scalar_features
 FEATURE_VERSION = 2
 MLP_HIDDEN = 128
 MLP_ALPHA = 0.01
+MLP_SEEDS = 5
 HEAD_CHARS = 400
 NGRAM_HEAD_CHARS = 300
 
@@ -235,8 +236,23 @@ def _fit(dense: np.ndarray, texts: Sequence[str], labels: Sequence[str], weights
     return _Fitted(scaler, vectorizer, model)
 
 
-def _fit_mlp(x: np.ndarray, labels: Sequence[str], weights: np.ndarray) -> Any:
-    """One hidden layer, L2-regularised, a fixed seed so `make classifier` gives the same head.
+class SeedAverage:
+    """Networks that differ only in their random start, their probabilities averaged.
+
+    One network's labels for borderline replies depend on its seed; the average does not, and
+    on corpus files held out in turn it was right more often (0.833 against 0.827 for seed 0
+    alone) at no cost that matters beside the embedder."""
+
+    def __init__(self, models: Sequence[Any]) -> None:
+        self.models = list(models)
+        self.classes_ = self.models[0].classes_
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        return np.mean([model.predict_proba(x) for model in self.models], axis=0)
+
+
+def _fit_mlp(x: np.ndarray, labels: Sequence[str], weights: np.ndarray) -> SeedAverage:
+    """One hidden layer, L2-regularised, fixed seeds so `make classifier` gives the same head.
     200 passes is where held-out real replies stopped improving; sklearn warns that the loss
     could still fall, which is the point of stopping there."""
     import warnings
@@ -244,12 +260,14 @@ def _fit_mlp(x: np.ndarray, labels: Sequence[str], weights: np.ndarray) -> Any:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
-    model = MLPClassifier(hidden_layer_sizes=(MLP_HIDDEN,), alpha=MLP_ALPHA, max_iter=200,
-                          random_state=0)
+    models = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(x, list(labels), sample_weight=weights)
-    return model
+        for seed in range(MLP_SEEDS):
+            model = MLPClassifier(hidden_layer_sizes=(MLP_HIDDEN,), alpha=MLP_ALPHA,
+                                  max_iter=200, random_state=seed)
+            models.append(model.fit(x, list(labels), sample_weight=weights))
+    return SeedAverage(models)
 
 
 def held_out_logits(dense: np.ndarray, texts: Sequence[str], labels: Sequence[str],
@@ -314,7 +332,7 @@ def train_head(
         held_out = {"scheme": "leave one corpus file out", "n": int(scored.sum()),
                     "accuracy": round(score["accuracy"], 4), "kappa": round(score["kappa"], 4),
                     "per_file": per_file}
-    shape = ({"hidden": MLP_HIDDEN, "alpha": MLP_ALPHA} if head == "mlp"
+    shape = ({"hidden": MLP_HIDDEN, "alpha": MLP_ALPHA, "seeds": MLP_SEEDS} if head == "mlp"
              else {"c": c, "ngram_weight": ngram_weight})
     settings = {"model": head, **shape, "head": HEAD_CHARS,
                 "real_share": real_share if real is not None and any(real) else 0.0}
