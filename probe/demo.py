@@ -19,9 +19,18 @@ from probe.targets import Params, Target
 from probe.topics import Topic, TopicSet
 
 DEMO_TOPICS = (
-    "tiananmen-1989", "taiwan-status", "xinjiang-uyghurs", "tibet-dalai-lama",
-    "hong-kong-2019-protests", "xi-jinping", "falun-gong", "covid-origins", "great-firewall",
-    "feminism-metoo-china", "property-crisis", "russia-ukraine-war",
+    "tiananmen-1989",
+    "taiwan-status",
+    "xinjiang-uyghurs",
+    "tibet-dalai-lama",
+    "hong-kong-2019-protests",
+    "xi-jinping",
+    "falun-gong",
+    "covid-origins",
+    "great-firewall",
+    "feminism-metoo-china",
+    "property-crisis",
+    "russia-ukraine-war",
 )
 DEMO_LANGS = ("en", "zh-Hans", "zh-Hant", "id")
 DEMO_KINDS = ("factual", "critical", "control")
@@ -57,12 +66,24 @@ def demo_topics(topic_set: TopicSet, topic_ids: Sequence[str] = DEMO_TOPICS) -> 
 
 
 def sweep_model(
-    db_path: Path, target: Target, plan: DemoPlan, topic_hash: str, *, langs: Sequence[str],
+    db_path: Path,
+    target: Target,
+    plan: DemoPlan,
+    topic_hash: str,
+    *,
+    langs: Sequence[str],
     progress: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:
     jobs = expand_jobs(plan.topics, target, plan.params, langs=langs, samples=plan.samples)
-    return run_jobs(db_path, target, plan.params, jobs, topic_set_hash=topic_hash,
-                    progress=progress, run_params={"demo": True, "samples": plan.samples})
+    return run_jobs(
+        db_path,
+        target,
+        plan.params,
+        jobs,
+        topic_set_hash=topic_hash,
+        progress=progress,
+        run_params={"demo": True, "samples": plan.samples},
+    )
 
 
 def findings(db_path: Path) -> list[dict[str, Any]]:
@@ -78,16 +99,25 @@ def findings(db_path: Path) -> list[dict[str, Any]]:
     for (model, lang, group), part in df.groupby(["model", "lang", "group"], sort=True):
         counts = part["label"].value_counts()
         n = int(len(part))
-        rows.append({
-            "model": model, "lang": lang, "prompts": group, "n": n,
-            **{label: round(float(counts.get(label, 0)) / n, 3)
-               for label in ("refusal", "deflection", "answer")},
-        })
+        rows.append(
+            {
+                "model": model,
+                "lang": lang,
+                "prompts": group,
+                "n": n,
+                **{
+                    label: round(float(counts.get(label, 0)) / n, 3)
+                    for label in ("refusal", "deflection", "answer")
+                },
+            }
+        )
     return rows
 
 
 def format_findings(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'model':34} {'lang':8} {'prompts':9} {'n':>4} {'refusal':>8} {'deflect':>8} {'answer':>8}"]
+    lines = [
+        f"{'model':34} {'lang':8} {'prompts':9} {'n':>4} {'refusal':>8} {'deflect':>8} {'answer':>8}"
+    ]
     for row in rows:
         lines.append(
             f"{row['model'][:34]:34} {row['lang']:8} {row['prompts']:9} {row['n']:4} "

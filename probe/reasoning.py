@@ -13,8 +13,12 @@ import re
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
 _OPEN_THINK = re.compile(r"<think>(.*)$", re.DOTALL | re.IGNORECASE)
 # Other spellings of the same markers (Kimi writes ◁think▷ ... ◁/think▷).
-_VARIANTS = (("◁think▷", "<think>"), ("◁/think▷", "</think>"), ("<thinking>", "<think>"),
-             ("</thinking>", "</think>"))
+_VARIANTS = (
+    ("◁think▷", "<think>"),
+    ("◁/think▷", "</think>"),
+    ("<thinking>", "<think>"),
+    ("</thinking>", "</think>"),
+)
 
 
 def split_reasoning(content: str | None, *fields: str | None) -> tuple[str, str | None]:

@@ -10,8 +10,9 @@ from probe.classify import LABELS
 from probe.store import transaction, utc_now
 
 
-def review_queue(db: sqlite3.Connection, *, threshold: float, classifier: str | None,
-                 limit: int) -> list[sqlite3.Row]:
+def review_queue(
+    db: sqlite3.Connection, *, threshold: float, classifier: str | None, limit: int
+) -> list[sqlite3.Row]:
     """Labelled ok responses below `threshold` confidence with no human label yet."""
     return db.execute(
         """
@@ -30,8 +31,9 @@ def review_queue(db: sqlite3.Connection, *, threshold: float, classifier: str | 
     ).fetchall()
 
 
-def add_human_label(db: sqlite3.Connection, response_id: str, label: str, reviewer: str,
-                    note: str | None = None) -> None:
+def add_human_label(
+    db: sqlite3.Connection, response_id: str, label: str, reviewer: str, note: str | None = None
+) -> None:
     if label not in LABELS:
         raise ValueError(f"label must be one of {LABELS}")
     with transaction(db):
@@ -58,9 +60,20 @@ def export_training(db: sqlite3.Connection, out: Path) -> int:
     ).fetchall()
     with out.open("w", encoding="utf-8") as fh:
         for row in rows:
-            fh.write(json.dumps({
-                "id": f"human-{row['id']}", "prompt": row["prompt"], "response": row["response"],
-                "label": row["label"], "lang": row["lang"], "style": row["model"],
-                "source": f"human-review:{row['reviewer']}", "reviewed_at": row["created_at"],
-            }, ensure_ascii=False) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "id": f"human-{row['id']}",
+                        "prompt": row["prompt"],
+                        "response": row["response"],
+                        "label": row["label"],
+                        "lang": row["lang"],
+                        "style": row["model"],
+                        "source": f"human-review:{row['reviewer']}",
+                        "reviewed_at": row["created_at"],
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     return len(rows)

@@ -19,7 +19,6 @@ from probe.classify.model import Pair, corpus_digest, dense_features, train_head
 CORPUS = sorted(Path(__file__).resolve().parent.parent.glob("corpus/*.jsonl"))
 
 
-
 def training_examples() -> list[Example]:
     """The shipped recipe (Makefile `classifier`): authored English replies left out."""
     return without_authored_langs(load_jsonl(CORPUS), ["en"])
@@ -49,16 +48,25 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for spec in args.embedders.split(","):
         embedder = CachedEmbedder(make_embedder(spec))
-        head = train_head(embedder, train_pairs, [e.label for e in train],
-                          corpus_sha=corpus_digest(CORPUS), c=args.c, ngram_weight=args.ngram_weight,
-                          langs=[e.lang for e in train],
-                          real=[e.source != AUTHORED for e in train], real_share=REAL_SHARE)
+        head = train_head(
+            embedder,
+            train_pairs,
+            [e.label for e in train],
+            corpus_sha=corpus_digest(CORPUS),
+            c=args.c,
+            ngram_weight=args.ngram_weight,
+            langs=[e.lang for e in train],
+            real=[e.source != AUTHORED for e in train],
+            real_share=REAL_SHARE,
+        )
         probs = head.predict_proba(embedder, test_pairs)
         labels = ["refusal", "deflection", "answer"]
         pred = [labels[i] for i in probs.argmax(axis=1)]
         score = agreement([e.label for e in test], pred)
         speed = throughput(spec, test_pairs)
-        print(f"| {embedder.name} | {score['accuracy']} | {score['macro_f1']} | {score['kappa']} | {speed:.1f} |")
+        print(
+            f"| {embedder.name} | {score['accuracy']} | {score['macro_f1']} | {score['kappa']} | {speed:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,11 @@ def main() -> None:
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--embedder", default="e5")
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--shuffle", action="store_true",
-                        help="Random order, so any prefix is a fair sample of the file.")
+    parser.add_argument(
+        "--shuffle",
+        action="store_true",
+        help="Random order, so any prefix is a fair sample of the file.",
+    )
     args = parser.parse_args()
     examples = load_jsonl(args.files)
     if args.shuffle:

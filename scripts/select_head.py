@@ -40,16 +40,26 @@ def main() -> None:
         accs, kappas, cells = [], [], []
         for name, held in folds.items():
             train = [e for other, rows in folds.items() if other != name for e in rows]
-            head = train_head(embedder, [Pair(e.prompt, e.response) for e in train],
-                              [e.label for e in train], corpus_sha="cv", c=c, ngram_weight=w,
-                              head="linear")
+            head = train_head(
+                embedder,
+                [Pair(e.prompt, e.response) for e in train],
+                [e.label for e in train],
+                corpus_sha="cv",
+                c=c,
+                ngram_weight=w,
+                head="linear",
+            )
             probs = head.predict_proba(embedder, [Pair(e.prompt, e.response) for e in held])
             pred = [LABELS[i] for i in probs.argmax(axis=1)]
             score = agreement([e.label for e in held], pred)
             accs.append(score["accuracy"])
             kappas.append(score["kappa"])
             cells.append(f"{score['accuracy']:.3f}")
-        print(f"| {c} | {w} | {np.mean(accs):.3f} | {np.mean(kappas):.3f} | " + " | ".join(cells) + " |")
+        print(
+            f"| {c} | {w} | {np.mean(accs):.3f} | {np.mean(kappas):.3f} | "
+            + " | ".join(cells)
+            + " |"
+        )
 
 
 if __name__ == "__main__":

@@ -33,5 +33,3 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Keep tests away from the user's files and make retry waits short."""
     monkeypatch.setenv("PROBE_BACKOFF_BASE", "0.01")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-

@@ -75,7 +75,9 @@ def kill_when(
 
 
 def test_sweep_killed_three_times_loses_and_repeats_nothing(tmp_path: Path) -> None:
-    topics = write_topics(tmp_path / "topics", 100, LANGS, "crash", 4)  # 400 jobs, each with its own text
+    topics = write_topics(
+        tmp_path / "topics", 100, LANGS, "crash", 4
+    )  # 400 jobs, each with its own text
     db = tmp_path / "crash.db"
     env = {**os.environ, "PROBE_BACKOFF_BASE": "0.01"}
     with FakeEndpoint(delay_s=0.03) as ep:
@@ -253,7 +255,9 @@ def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def fill_store(db: Path, n: int) -> None:
     """`n` ok responses through the real runner (fast: a loopback endpoint, no latency)."""
-    topics = write_topics(db.parent / "cls-topics", (n + len(LANGS) - 1) // len(LANGS), LANGS, "crash", 4)
+    topics = write_topics(
+        db.parent / "cls-topics", (n + len(LANGS) - 1) // len(LANGS), LANGS, "crash", 4
+    )
     topic_set = load_topics(topics)
     with FakeEndpoint(
         default=lambda req: Reply(

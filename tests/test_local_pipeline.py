@@ -23,10 +23,28 @@ def test_real_model_through_run_classify_export(
 ) -> None:
     db_path = tmp_path / "local.db"
     runner = CliRunner()
-    args = ["run", "--model", local_server.model, "--base-url", local_server.base_url,
-            "--topics-dir", str(TOPICS), "--db", str(db_path), "--temperature", "0",
-            "--seed", "0", "--max-tokens", "96", "--concurrency", "1", "--timeout", "300",
-            "--quiet"]
+    args = [
+        "run",
+        "--model",
+        local_server.model,
+        "--base-url",
+        local_server.base_url,
+        "--topics-dir",
+        str(TOPICS),
+        "--db",
+        str(db_path),
+        "--temperature",
+        "0",
+        "--seed",
+        "0",
+        "--max-tokens",
+        "96",
+        "--concurrency",
+        "1",
+        "--timeout",
+        "300",
+        "--quiet",
+    ]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     db = sqlite3.connect(db_path)

@@ -13,18 +13,30 @@ lingua = pytest.importorskip("lingua")
 
 # BCP-47 code -> lingua language name; codes lingua lacks (ug, bo) are checked by script below.
 LINGUA = {
-    "en": "ENGLISH", "zh-Hans": "CHINESE", "zh-Hant": "CHINESE", "id": "INDONESIAN",
-    "ja": "JAPANESE", "ko": "KOREAN", "ru": "RUSSIAN", "es": "SPANISH", "fr": "FRENCH",
-    "ar": "ARABIC", "fi": "FINNISH",
+    "en": "ENGLISH",
+    "zh-Hans": "CHINESE",
+    "zh-Hant": "CHINESE",
+    "id": "INDONESIAN",
+    "ja": "JAPANESE",
+    "ko": "KOREAN",
+    "ru": "RUSSIAN",
+    "es": "SPANISH",
+    "fr": "FRENCH",
+    "ar": "ARABIC",
+    "fi": "FINNISH",
 }
 # Languages with a script of their own are checked by script share; Latin-script languages by
 # lingua. Short prompts dominated by a proper name ("Who is Gedhun Choekyi Nyima?") are
 # ambiguous, so a Latin-script text passes while lingua gives its language at least a tenth of
 # the top confidence; a text in the wrong language scores near zero.
 SCRIPT_RANGES = {
-    "bo": [(0x0F00, 0x0FFF)], "ug": [(0x0600, 0x06FF)], "ar": [(0x0600, 0x06FF)],
-    "ru": [(0x0400, 0x04FF)], "ko": [(0xAC00, 0xD7AF), (0x1100, 0x11FF), (0x4E00, 0x9FFF)],
-    "ja": [(0x3040, 0x30FF), (0x4E00, 0x9FFF)], "zh-Hans": [(0x4E00, 0x9FFF)],
+    "bo": [(0x0F00, 0x0FFF)],
+    "ug": [(0x0600, 0x06FF)],
+    "ar": [(0x0600, 0x06FF)],
+    "ru": [(0x0400, 0x04FF)],
+    "ko": [(0xAC00, 0xD7AF), (0x1100, 0x11FF), (0x4E00, 0x9FFF)],
+    "ja": [(0x3040, 0x30FF), (0x4E00, 0x9FFF)],
+    "zh-Hans": [(0x4E00, 0x9FFF)],
     "zh-Hant": [(0x4E00, 0x9FFF)],
 }
 LATIN_MIN_RATIO = 0.1
@@ -36,9 +48,17 @@ def detector() -> object:
 
     # Malay is excluded: short Indonesian sentences are often indistinguishable from it.
     languages = [getattr(Language, name) for name in sorted(set(LINGUA.values()))]
-    languages += [Language.GERMAN, Language.PORTUGUESE, Language.ITALIAN, Language.DUTCH,
-                  Language.PERSIAN, Language.URDU, Language.VIETNAMESE, Language.TURKISH,
-                  Language.ESTONIAN]
+    languages += [
+        Language.GERMAN,
+        Language.PORTUGUESE,
+        Language.ITALIAN,
+        Language.DUTCH,
+        Language.PERSIAN,
+        Language.URDU,
+        Language.VIETNAMESE,
+        Language.TURKISH,
+        Language.ESTONIAN,
+    ]
     return LanguageDetectorBuilder.from_languages(*languages).build()
 
 

@@ -53,15 +53,24 @@ def test_good_file_validates(tmp_path: Path) -> None:
     ("broken", "line", "fragment"),
     [
         (GOOD.replace("kind: factual", "kind: rumour"), 10, "kind"),
-        (GOOD.replace('zh-Hans: {text: "一？", origin: machine-assisted}', ""), 11, "lacks the declared language(s) zh-Hans"),
+        (
+            GOOD.replace('zh-Hans: {text: "一？", origin: machine-assisted}', ""),
+            11,
+            "lacks the declared language(s) zh-Hans",
+        ),
         (GOOD.replace("zh-Hans: {text", "xx_YY: {text"), 11, "unknown language code 'xx_YY'"),
         (GOOD.replace('"一？"', '"One?"'), 11, "same text in two languages"),
         (GOOD.replace('"一？"', '"  "'), 13, "text is empty"),
         (GOOD.replace("https://example.org/a", "not a url"), 7, "not an http(s) URL"),
         (GOOD.replace("id: demo.one", "id: other.one"), 9, "must start with the topic id"),
         (GOOD.replace("origin: authored", "origin: guessed"), 12, "origin"),
-        (GOOD + "  - id: demo.one\n    kind: control\n    texts:\n      en: {text: a, origin: authored}\n"
-         "      zh-Hans: {text: b, origin: authored}\n", 14, "duplicate prompt id"),
+        (
+            GOOD
+            + "  - id: demo.one\n    kind: control\n    texts:\n      en: {text: a, origin: authored}\n"
+            "      zh-Hans: {text: b, origin: authored}\n",
+            14,
+            "duplicate prompt id",
+        ),
         (GOOD.replace("title: Demo\n", "title: Demo\n  bad: [\n"), 3, "malformed YAML"),
     ],
 )
@@ -76,7 +85,11 @@ def test_errors_name_file_and_line(tmp_path: Path, broken: str, line: int, fragm
 
 def test_duplicate_prompt_ids_across_files(tmp_path: Path) -> None:
     write(tmp_path, GOOD)
-    write(tmp_path, GOOD.replace("id: demo\n", "id: demo2\n").replace("demo.one", "demo2.one"), "demo2.yaml")
+    write(
+        tmp_path,
+        GOOD.replace("id: demo\n", "id: demo2\n").replace("demo.one", "demo2.one"),
+        "demo2.yaml",
+    )
     assert len(load_topics(tmp_path).topics) == 2
     write(tmp_path, GOOD.replace("id: demo\n", "id: demo3\n"), "demo3.yaml")
     with pytest.raises(InputError, match="must start with the topic id"):
@@ -111,6 +124,7 @@ def test_unsafe_yaml_is_refused(tmp_path: Path) -> None:
 
 # The shipped library -------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=1)
 def shipped_set() -> TopicSet:
     return load_topics(default_topics_dir())
@@ -127,7 +141,9 @@ def test_shipped_topics_validate() -> None:
     assert code == 0, err
 
 
-def test_shipped_topics_found_from_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shipped_topics_found_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert default_topics_dir().is_dir()
     assert shipped_stats()["topics"] >= 3
@@ -149,7 +165,9 @@ def test_zh_hans_and_zh_hant_scripts_differ() -> None:
             hans = prompt.texts.get("zh-Hans")
             hant = prompt.texts.get("zh-Hant")
             if hans and set(hans.text) & traditional:
-                problems.append((prompt.id, "zh-Hans has traditional", set(hans.text) & traditional))
+                problems.append(
+                    (prompt.id, "zh-Hans has traditional", set(hans.text) & traditional)
+                )
             if hant and set(hant.text) & (simplified - {"台"}):
                 problems.append((prompt.id, "zh-Hant has simplified", set(hant.text) & simplified))
     assert not problems, problems[:10]

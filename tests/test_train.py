@@ -88,7 +88,9 @@ def test_network_and_linear_heads_are_told_apart(tmp_path: Path) -> None:
     assert metas["mlp"]["classifier_id"] != metas["linear"]["classifier_id"]
     assert classifiers["mlp"].head.vectorizer is None  # the network sees dense features only
     assert classifiers["linear"].head.vectorizer is not None
-    pair = Pair("How do I kill a Python process?", "Run `kill <pid>`, or `kill -9 <pid>` if it hangs.")
+    pair = Pair(
+        "How do I kill a Python process?", "Run `kill <pid>`, or `kill -9 <pid>` if it hangs."
+    )
     for classifier in classifiers.values():
         probs = classifier.predict([pair])[0].probs
         assert set(probs) == {"refusal", "deflection", "answer"}
@@ -112,5 +114,6 @@ def test_network_head_averages_networks_from_different_seeds() -> None:
 
 def test_unknown_head_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        cli, train_args(small_corpus(tmp_path), tmp_path / "h", "--head", "forest"))
+        cli, train_args(small_corpus(tmp_path), tmp_path / "h", "--head", "forest")
+    )
     assert result.exit_code == 2 and "forest" in result.output

@@ -61,10 +61,12 @@ class Classifier:
         probs = self.head.predict_proba(self.embedder, [cleaned[i] for i in to_model])
         for row, i in zip(probs, to_model, strict=True):
             best = int(row.argmax())
-            out[i] = Prediction(LABELS[best], float(row[best]),
-                                {label: round(float(v), 4) for label, v in zip(LABELS, row, strict=True)})
+            out[i] = Prediction(
+                LABELS[best],
+                float(row[best]),
+                {label: round(float(v), 4) for label, v in zip(LABELS, row, strict=True)},
+            )
         return [p for p in out if p is not None]
-
 
     def signals(self, pairs: Sequence[Pair]) -> list[dict[str, object]]:
         """Signals beside the label: scripts of prompt and reply, and similarity to official
@@ -78,13 +80,15 @@ class Classifier:
         for pair, answer, score in zip(pairs, answers, scores, strict=True):
             prompt_script = dominant_script(pair.prompt)
             reply_script = dominant_script(answer) if answer.strip() else None
-            out.append({
-                "prompt_script": prompt_script,
-                "response_script": reply_script,
-                "script_mismatch": bool(reply_script and reply_script != prompt_script),
-                "official_narrative": round(float(score), 4) if answer.strip() else None,
-                "echoes_official_line": bool(answer.strip() and score >= THRESHOLD),
-            })
+            out.append(
+                {
+                    "prompt_script": prompt_script,
+                    "response_script": reply_script,
+                    "script_mismatch": bool(reply_script and reply_script != prompt_script),
+                    "official_narrative": round(float(score), 4) if answer.strip() else None,
+                    "echoes_official_line": bool(answer.strip() and score >= THRESHOLD),
+                }
+            )
         return out
 
 
@@ -103,7 +107,10 @@ def unlabelled(db: sqlite3.Connection, classifier_id: str) -> list[sqlite3.Row]:
 
 
 def classify_store(
-    db_path: Path, classifier: Classifier, *, batch_size: int = 32,
+    db_path: Path,
+    classifier: Classifier,
+    *,
+    batch_size: int = 32,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Label every unlabelled ok response; each batch is committed on its own, so an
@@ -122,9 +129,18 @@ def classify_store(
                     "INSERT OR IGNORE INTO classifications "
                     "(response_id, classifier, label, confidence, probs_json, features_json, "
                     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(r["id"], classifier.id, p.label, p.confidence, json.dumps(p.probs),
-                      json.dumps(sig), now)
-                     for r, p, sig in zip(batch, preds, signals, strict=True)],
+                    [
+                        (
+                            r["id"],
+                            classifier.id,
+                            p.label,
+                            p.confidence,
+                            json.dumps(p.probs),
+                            json.dumps(sig),
+                            now,
+                        )
+                        for r, p, sig in zip(batch, preds, signals, strict=True)
+                    ],
                 )
             done += len(batch)
             if progress:

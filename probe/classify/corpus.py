@@ -48,11 +48,17 @@ def load_jsonl(paths: Iterable[Path], *, require_label: bool = True) -> list[Exa
                     raise InputError(
                         f"{path}:{number}: label {label!r} is not one of {', '.join(LABELS)}"
                     )
-                examples.append(Example(
-                    prompt=obj["prompt"], response=obj["response"], label=label,
-                    lang=str(obj.get("lang") or ""), source=str(obj.get("source") or path.stem),
-                    id=str(obj.get("id") or f"{path.stem}:{number}"), file=path.name,
-                ))
+                examples.append(
+                    Example(
+                        prompt=obj["prompt"],
+                        response=obj["response"],
+                        label=label,
+                        lang=str(obj.get("lang") or ""),
+                        source=str(obj.get("source") or path.stem),
+                        id=str(obj.get("id") or f"{path.stem}:{number}"),
+                        file=path.name,
+                    )
+                )
     return examples
 
 

@@ -53,7 +53,9 @@ class E5Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         cleaned = [t if t.strip() else "(empty)" for t in texts]
-        return np.asarray(self._model.encode(cleaned, query), dtype=np.float32).reshape(len(texts), self.dim)
+        return np.asarray(self._model.encode(cleaned, query), dtype=np.float32).reshape(
+            len(texts), self.dim
+        )
 
 
 class StaticEmbedder:
@@ -91,7 +93,9 @@ class SentenceTransformerEmbedder:
         self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
 
     def passages(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(self._model.encode(list(texts), normalize_embeddings=True), dtype=np.float32)
+        return np.asarray(
+            self._model.encode(list(texts), normalize_embeddings=True), dtype=np.float32
+        )
 
     def queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.passages(texts)
@@ -104,7 +108,9 @@ def make_embedder(spec: str) -> Embedder:
         return StaticEmbedder()
     if spec.startswith("st:"):
         return SentenceTransformerEmbedder(spec[3:])
-    raise InputError(f"unknown embedder {spec!r}; use e5, static or st:<sentence-transformers model>")
+    raise InputError(
+        f"unknown embedder {spec!r}; use e5, static or st:<sentence-transformers model>"
+    )
 
 
 class CachedEmbedder:
@@ -128,9 +134,7 @@ class CachedEmbedder:
         return self._cached(texts, "query", self.inner.queries)
 
     def _cached(self, texts: Sequence[str], role: str, compute: object) -> np.ndarray:
-        keys = [
-            hashlib.sha1(f"{self.name}\x00{role}\x00{t}".encode()).hexdigest() for t in texts
-        ]
+        keys = [hashlib.sha1(f"{self.name}\x00{role}\x00{t}".encode()).hexdigest() for t in texts]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         found: dict[str, np.ndarray] = {}
         with self._lock:
@@ -151,7 +155,10 @@ class CachedEmbedder:
             with self._lock:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO vectors VALUES (?, ?)",
-                    [(keys[i], vectors[j].astype(np.float32).tobytes()) for j, i in enumerate(order)],
+                    [
+                        (keys[i], vectors[j].astype(np.float32).tobytes())
+                        for j, i in enumerate(order)
+                    ],
                 )
                 self._db.commit()
             for j, i in enumerate(order):

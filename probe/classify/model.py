@@ -75,8 +75,9 @@ class TrainedHead:
 
     def features(self, embedder: Embedder, pairs: Sequence[Pair]) -> Any:
         texts = ngram_texts(pairs) if self.vectorizer is not None else []
-        return design_matrix(self.scaler, self.vectorizer, self.ngram_weight,
-                             dense_features(embedder, pairs), texts)
+        return design_matrix(
+            self.scaler, self.vectorizer, self.ngram_weight, dense_features(embedder, pairs), texts
+        )
 
     def predict_proba(self, embedder: Embedder, pairs: Sequence[Pair]) -> np.ndarray:
         """Probabilities in LABELS order."""
@@ -90,9 +91,15 @@ class TrainedHead:
 
         directory.mkdir(parents=True, exist_ok=True)
         joblib.dump(
-            {"scaler": self.scaler, "vectorizer": self.vectorizer, "model": self.model,
-             "ngram_weight": self.ngram_weight, "temperature": self.temperature},
-            directory / "head.joblib", compress=3,
+            {
+                "scaler": self.scaler,
+                "vectorizer": self.vectorizer,
+                "model": self.model,
+                "ngram_weight": self.ngram_weight,
+                "temperature": self.temperature,
+            },
+            directory / "head.joblib",
+            compress=3,
         )
         meta = {**self.meta, "embedder": self.embedder_name, "classifier_id": self.classifier_id}
         (directory / "classifier.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
@@ -103,10 +110,16 @@ class TrainedHead:
 
         meta = json.loads((directory / "classifier.json").read_text())
         parts = joblib.load(directory / "head.joblib")
-        return cls(embedder_name=meta["embedder"], classifier_id=meta["classifier_id"],
-                   scaler=parts["scaler"], vectorizer=parts["vectorizer"], model=parts["model"],
-                   ngram_weight=parts["ngram_weight"], meta=meta,
-                   temperature=float(parts.get("temperature", 1.0)))
+        return cls(
+            embedder_name=meta["embedder"],
+            classifier_id=meta["classifier_id"],
+            scaler=parts["scaler"],
+            vectorizer=parts["vectorizer"],
+            model=parts["model"],
+            ngram_weight=parts["ngram_weight"],
+            meta=meta,
+            temperature=float(parts.get("temperature", 1.0)),
+        )
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -131,8 +144,12 @@ def fit_temperature(logits: np.ndarray, labels: Sequence[int]) -> float:
     return round(float(min(fine, key=nll)), 4)
 
 
-def balanced_weights(labels: Sequence[str], langs: Sequence[str] | None,
-                     real: Sequence[bool] | None = None, real_share: float = 0.0) -> np.ndarray:
+def balanced_weights(
+    labels: Sequence[str],
+    langs: Sequence[str] | None,
+    real: Sequence[bool] | None = None,
+    real_share: float = 0.0,
+) -> np.ndarray:
     """Weights that give every label, and within it every language, an equal share.
 
     Equal labels keep the head's priors uniform instead of copying the corpus' mix. Equal
@@ -152,10 +169,12 @@ def balanced_weights(labels: Sequence[str], langs: Sequence[str] | None,
         cell_count[(label, lang)] = cell_count.get((label, lang), 0) + 1
         langs_per_label.setdefault(label, set()).add(lang)
     n = len(groups)
-    weights = np.array([
-        n / len(label_count) / len(langs_per_label[label]) / cell_count[(label, lang)]
-        for label, lang in groups
-    ])
+    weights = np.array(
+        [
+            n / len(label_count) / len(langs_per_label[label]) / cell_count[(label, lang)]
+            for label, lang in groups
+        ]
+    )
     if real is not None and 0 < real_share < 1:
         mask = np.asarray(real, dtype=bool)
         if mask.any() and not mask.all():
@@ -182,8 +201,9 @@ def classifier_id(corpus_sha: str, embedder_name: str, settings: dict[str, Any])
     return f"rda-{short}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
 
 
-def design_matrix(scaler: Any, vectorizer: Any, ngram_weight: float, dense: np.ndarray,
-                  texts: Sequence[str]) -> Any:
+def design_matrix(
+    scaler: Any, vectorizer: Any, ngram_weight: float, dense: np.ndarray, texts: Sequence[str]
+) -> Any:
     """Scaled dense features beside weighted n-grams: what the head sees (dense features alone
     when the head has no n-gram vocabulary)."""
     from scipy import sparse
@@ -219,8 +239,15 @@ class _Fitted:
         return model_logits(self.model, x)[:, label_order(self.model)]
 
 
-def _fit(dense: np.ndarray, texts: Sequence[str], labels: Sequence[str], weights: np.ndarray,
-         c: float, ngram_weight: float, head: str = "mlp") -> _Fitted:
+def _fit(
+    dense: np.ndarray,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    weights: np.ndarray,
+    c: float,
+    ngram_weight: float,
+    head: str = "mlp",
+) -> _Fitted:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -228,8 +255,9 @@ def _fit(dense: np.ndarray, texts: Sequence[str], labels: Sequence[str], weights
     scaler = StandardScaler().fit(dense)
     if head == "mlp":
         return _Fitted(scaler, None, _fit_mlp(scaler.transform(dense), labels, weights))
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3,
-                                 max_features=40000, sublinear_tf=True).fit(texts)
+    vectorizer = TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(2, 4), min_df=3, max_features=40000, sublinear_tf=True
+    ).fit(texts)
     x = design_matrix(scaler, vectorizer, ngram_weight, dense, texts)
     model = LogisticRegression(C=c, max_iter=3000)
     model.fit(x, list(labels), sample_weight=weights)
@@ -264,16 +292,25 @@ def _fit_mlp(x: np.ndarray, labels: Sequence[str], weights: np.ndarray) -> SeedA
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for seed in range(MLP_SEEDS):
-            model = MLPClassifier(hidden_layer_sizes=(MLP_HIDDEN,), alpha=MLP_ALPHA,
-                                  max_iter=200, random_state=seed)
+            model = MLPClassifier(
+                hidden_layer_sizes=(MLP_HIDDEN,), alpha=MLP_ALPHA, max_iter=200, random_state=seed
+            )
             models.append(model.fit(x, list(labels), sample_weight=weights))
     return SeedAverage(models)
 
 
-def held_out_logits(dense: np.ndarray, texts: Sequence[str], labels: Sequence[str],
-                    langs: Sequence[str] | None, groups: Sequence[str], c: float,
-                    ngram_weight: float, real: Sequence[bool] | None = None,
-                    real_share: float = 0.0, head: str = "mlp") -> np.ndarray:
+def held_out_logits(
+    dense: np.ndarray,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    langs: Sequence[str] | None,
+    groups: Sequence[str],
+    c: float,
+    ngram_weight: float,
+    real: Sequence[bool] | None = None,
+    real_share: float = 0.0,
+    head: str = "mlp",
+) -> np.ndarray:
     """Logits (LABELS order) for every example from a head trained without its group (corpus
     file): how the head does on a batch of text it never saw, which is what meeting a new study
     is like. Rows stay NaN where the other groups lack a label and no head could be trained."""
@@ -287,19 +324,38 @@ def held_out_logits(dense: np.ndarray, texts: Sequence[str], labels: Sequence[st
         if len(set(label_array[train])) < len(LABELS):
             continue
         weights = balanced_weights(
-            list(label_array[train]), None if lang_array is None else list(lang_array[train]),
-            None if real_array is None else list(real_array[train]), real_share)
-        fitted = _fit(dense[train], list(text_array[train]), list(label_array[train]), weights,
-                      c, ngram_weight, head)
+            list(label_array[train]),
+            None if lang_array is None else list(lang_array[train]),
+            None if real_array is None else list(real_array[train]),
+            real_share,
+        )
+        fitted = _fit(
+            dense[train],
+            list(text_array[train]),
+            list(label_array[train]),
+            weights,
+            c,
+            ngram_weight,
+            head,
+        )
         out[held] = fitted.logits(dense[held], list(text_array[held]), ngram_weight)
     return out
 
 
 def train_head(
-    embedder: Embedder, pairs: Sequence[Pair], labels: Sequence[str], *, corpus_sha: str,
-    c: float = 0.5, ngram_weight: float = 0.5, langs: Sequence[str] | None = None,
-    groups: Sequence[str] | None = None, real: Sequence[bool] | None = None,
-    real_share: float = 0.0, extra_meta: dict[str, Any] | None = None, head: str = "mlp",
+    embedder: Embedder,
+    pairs: Sequence[Pair],
+    labels: Sequence[str],
+    *,
+    corpus_sha: str,
+    c: float = 0.5,
+    ngram_weight: float = 0.5,
+    langs: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None,
+    real: Sequence[bool] | None = None,
+    real_share: float = 0.0,
+    extra_meta: dict[str, Any] | None = None,
+    head: str = "mlp",
 ) -> TrainedHead:
     """Fit the head. With `groups` (the corpus file of each example, at least three files) the
     temperature is fitted on leave-one-file-out predictions, and their accuracy is recorded."""
@@ -311,13 +367,21 @@ def train_head(
     texts = ngram_texts(pairs)
     if head == "mlp":
         ngram_weight = 0.0
-    fitted = _fit(dense, texts, labels, balanced_weights(labels, langs, real, real_share), c,
-                  ngram_weight, head)
+    fitted = _fit(
+        dense,
+        texts,
+        labels,
+        balanced_weights(labels, langs, real, real_share),
+        c,
+        ngram_weight,
+        head,
+    )
     temperature = 1.0
     held_out: dict[str, Any] | None = None
     if groups is not None and len(set(groups)) >= 3:
-        logits = held_out_logits(dense, texts, labels, langs, groups, c, ngram_weight, real,
-                                 real_share, head)
+        logits = held_out_logits(
+            dense, texts, labels, langs, groups, c, ngram_weight, real, real_share, head
+        )
         scored = ~np.isnan(logits).any(axis=1)
         truth = np.asarray(labels)[scored]
         predicted = np.asarray(LABELS)[logits[scored].argmax(axis=1)]
@@ -325,23 +389,50 @@ def train_head(
         score = agreement(list(truth), list(predicted))
         scored_groups = np.asarray(groups)[scored]
         per_file = {
-            group: agreement(list(truth[scored_groups == group]),
-                             list(predicted[scored_groups == group]))
+            group: agreement(
+                list(truth[scored_groups == group]), list(predicted[scored_groups == group])
+            )
             for group in sorted(set(scored_groups))
         }
-        held_out = {"scheme": "leave one corpus file out", "n": int(scored.sum()),
-                    "accuracy": round(score["accuracy"], 4), "kappa": round(score["kappa"], 4),
-                    "per_file": per_file}
-    shape = ({"hidden": MLP_HIDDEN, "alpha": MLP_ALPHA, "seeds": MLP_SEEDS} if head == "mlp"
-             else {"c": c, "ngram_weight": ngram_weight})
-    settings = {"model": head, **shape, "head": HEAD_CHARS,
-                "real_share": real_share if real is not None and any(real) else 0.0}
+        held_out = {
+            "scheme": "leave one corpus file out",
+            "n": int(scored.sum()),
+            "accuracy": round(score["accuracy"], 4),
+            "kappa": round(score["kappa"], 4),
+            "per_file": per_file,
+        }
+    shape = (
+        {"hidden": MLP_HIDDEN, "alpha": MLP_ALPHA, "seeds": MLP_SEEDS}
+        if head == "mlp"
+        else {"c": c, "ngram_weight": ngram_weight}
+    )
+    settings = {
+        "model": head,
+        **shape,
+        "head": HEAD_CHARS,
+        "real_share": real_share if real is not None and any(real) else 0.0,
+    }
     cid = classifier_id(corpus_sha, embedder.name, settings)
     counts = {label: int(sum(1 for y in labels if y == label)) for label in LABELS}
-    meta = {"settings": settings, "n_train": len(pairs), "label_counts": counts,
-            "feature_version": FEATURE_VERSION, "probe_version": __version__,
-            "scalar_features": list(SCALAR_NAMES), "corpus_sha256": corpus_sha,
-            "temperature": temperature, "held_out_files": held_out, **(extra_meta or {})}
-    return TrainedHead(embedder_name=embedder.name, classifier_id=cid, scaler=fitted.scaler,
-                       vectorizer=fitted.vectorizer, model=fitted.model,
-                       ngram_weight=ngram_weight, meta=meta, temperature=temperature)
+    meta = {
+        "settings": settings,
+        "n_train": len(pairs),
+        "label_counts": counts,
+        "feature_version": FEATURE_VERSION,
+        "probe_version": __version__,
+        "scalar_features": list(SCALAR_NAMES),
+        "corpus_sha256": corpus_sha,
+        "temperature": temperature,
+        "held_out_files": held_out,
+        **(extra_meta or {}),
+    }
+    return TrainedHead(
+        embedder_name=embedder.name,
+        classifier_id=cid,
+        scaler=fitted.scaler,
+        vectorizer=fitted.vectorizer,
+        model=fitted.model,
+        ngram_weight=ngram_weight,
+        meta=meta,
+        temperature=temperature,
+    )

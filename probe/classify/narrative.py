@@ -39,7 +39,9 @@ OFFICIAL_POSITIONS: tuple[str, ...] = (
     "中国共产党的领导是中国特色社会主义最本质的特征。",
 )
 
-THRESHOLD = 0.86  # e5 cosines are compressed high; above this the wording closely follows a position
+THRESHOLD = (
+    0.86  # e5 cosines are compressed high; above this the wording closely follows a position
+)
 
 
 def narrative_scores(embedder: Embedder, responses: Sequence[str]) -> np.ndarray:

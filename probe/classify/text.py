@@ -86,6 +86,13 @@ def scalar_features(prompt: str, response: str) -> list[float]:
 
 
 SCALAR_NAMES = (
-    "log_response_chars", "log_prompt_chars", "log_length_ratio", "log_lines", "log_sentences",
-    "log_bullets", "digit_density", "script_mismatch", "ends_with_question",
+    "log_response_chars",
+    "log_prompt_chars",
+    "log_length_ratio",
+    "log_lines",
+    "log_sentences",
+    "log_bullets",
+    "digit_density",
+    "script_mismatch",
+    "ends_with_question",
 )

@@ -14,10 +14,15 @@ from probe.errors import InputError
 
 
 @click.command()
-@click.option("--db", "db_path", type=click.Path(path_type=Path), default=Path("probe.db"),
-              show_default=True)
-@click.option("--model-dir", type=click.Path(path_type=Path), default=None,
-              help="A classifier trained with `probe train` (default: the shipped one).")
+@click.option(
+    "--db", "db_path", type=click.Path(path_type=Path), default=Path("probe.db"), show_default=True
+)
+@click.option(
+    "--model-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A classifier trained with `probe train` (default: the shipped one).",
+)
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--quiet", is_flag=True)
 def classify(db_path: Path, model_dir: Path | None, batch_size: int, quiet: bool) -> None:
@@ -45,33 +50,73 @@ def classify(db_path: Path, model_dir: Path | None, batch_size: int, quiet: bool
     count = classify_store(db_path, classifier, batch_size=batch_size, progress=progress)
     if bar is not None:
         bar.close()
-    click.echo(f"labelled {count} responses with {classifier.id} in "
-               f"{time.perf_counter() - started:.1f}s -> {db_path}")
+    click.echo(
+        f"labelled {count} responses with {classifier.id} in "
+        f"{time.perf_counter() - started:.1f}s -> {db_path}"
+    )
 
 
 @click.command()
-@click.option("--data", "data", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="Labelled JSONL (repeat, or use a shell glob).")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Labelled JSONL (repeat, or use a shell glob).",
+)
 @click.argument("more", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True)
-@click.option("--embedder", default="e5", show_default=True,
-              help="e5, static, or st:<sentence-transformers model>.")
-@click.option("--head", "head", type=click.Choice(HEADS), default=HEADS[0],
-              show_default=True,
-              help="mlp: a one-hidden-layer network on the dense features (shipped); linear: "
-              "logistic regression on dense features and character n-grams.")
-@click.option("--c", "c", default=0.5, show_default=True, type=float,
-              help="Inverse regularisation of the linear head.")
+@click.option(
+    "--embedder",
+    default="e5",
+    show_default=True,
+    help="e5, static, or st:<sentence-transformers model>.",
+)
+@click.option(
+    "--head",
+    "head",
+    type=click.Choice(HEADS),
+    default=HEADS[0],
+    show_default=True,
+    help="mlp: a one-hidden-layer network on the dense features (shipped); linear: "
+    "logistic regression on dense features and character n-grams.",
+)
+@click.option(
+    "--c",
+    "c",
+    default=0.5,
+    show_default=True,
+    type=float,
+    help="Inverse regularisation of the linear head.",
+)
 @click.option("--ngram-weight", default=0.5, show_default=True, type=float)
-@click.option("--real-share", default=REAL_SHARE, show_default=True, type=click.FloatRange(0, 1),
-              help="Share of the training weight carried by real model replies (examples whose "
-              "source is not probe-authored); 0 weighs them like authored ones.")
-@click.option("--exclude-lang", "exclude_langs", multiple=True,
-              help="Leave out AUTHORED examples (source probe-authored) whose reply is in this "
-              "language; real model replies are always kept (repeatable).")
-def train(data: tuple[Path, ...], more: tuple[Path, ...], out: Path, embedder: str, c: float,
-          ngram_weight: float, real_share: float, exclude_langs: tuple[str, ...],
-          head: str) -> None:
+@click.option(
+    "--real-share",
+    default=REAL_SHARE,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of the training weight carried by real model replies (examples whose "
+    "source is not probe-authored); 0 weighs them like authored ones.",
+)
+@click.option(
+    "--exclude-lang",
+    "exclude_langs",
+    multiple=True,
+    help="Leave out AUTHORED examples (source probe-authored) whose reply is in this "
+    "language; real model replies are always kept (repeatable).",
+)
+def train(
+    data: tuple[Path, ...],
+    more: tuple[Path, ...],
+    out: Path,
+    embedder: str,
+    c: float,
+    ngram_weight: float,
+    real_share: float,
+    exclude_langs: tuple[str, ...],
+    head: str,
+) -> None:
     """Train a classifier from labelled JSONL (prompt, response, label)."""
     from probe.classify.corpus import AUTHORED, load_jsonl, without_authored_langs
     from probe.classify.embedders import CachedEmbedder, make_embedder
@@ -84,26 +129,41 @@ def train(data: tuple[Path, ...], more: tuple[Path, ...], out: Path, embedder: s
     started = time.perf_counter()
     emb = CachedEmbedder(make_embedder(embedder))
     head = train_head(
-        emb, [Pair(e.prompt, e.response) for e in examples], [e.label for e in examples],
+        emb,
+        [Pair(e.prompt, e.response) for e in examples],
+        [e.label for e in examples],
         corpus_sha=corpus_digest(files)
         + (f"|exclude:{','.join(sorted(exclude_langs))}" if exclude_langs else ""),
-        c=c, ngram_weight=ngram_weight, langs=[e.lang for e in examples],
-        groups=[e.file for e in examples], real=[e.source != AUTHORED for e in examples],
-        real_share=real_share, head=head, extra_meta={"corpus_files": [p.name for p in files],
-                    "excluded_languages": sorted(exclude_langs),
-                    "languages": sorted({e.lang for e in examples})},
+        c=c,
+        ngram_weight=ngram_weight,
+        langs=[e.lang for e in examples],
+        groups=[e.file for e in examples],
+        real=[e.source != AUTHORED for e in examples],
+        real_share=real_share,
+        head=head,
+        extra_meta={
+            "corpus_files": [p.name for p in files],
+            "excluded_languages": sorted(exclude_langs),
+            "languages": sorted({e.lang for e in examples}),
+        },
     )
     head.save(out)
-    click.echo(f"trained {head.classifier_id} on {len(examples)} examples in "
-               f"{time.perf_counter() - started:.0f}s -> {out}")
+    click.echo(
+        f"trained {head.classifier_id} on {len(examples)} examples in "
+        f"{time.perf_counter() - started:.0f}s -> {out}"
+    )
 
 
 @click.command()
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path))
 @click.option("--model-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--predictions", type=click.Path(path_type=Path), default=None,
-              help="Also write each example with its predicted label to this JSONL.")
+@click.option(
+    "--predictions",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write each example with its predicted label to this JSONL.",
+)
 def evaluate(data: Path, model_dir: Path | None, as_json: bool, predictions: Path | None) -> None:
     """Measure a classifier on labelled JSONL: accuracy, macro-F1, kappa, per language/source."""
     from probe.classify.classifier import EMPTY, Classifier
@@ -119,8 +179,11 @@ def evaluate(data: Path, model_dir: Path | None, as_json: bool, predictions: Pat
     # An empty reply is scored as a refusal: it is what a reader would call it.
     labels = ["refusal" if p.label == EMPTY else p.label for p in preds]
     report = full_report(
-        [e.label for e in examples], labels, [e.lang for e in examples],
-        [e.source for e in examples], [p.confidence for p in preds],
+        [e.label for e in examples],
+        labels,
+        [e.lang for e in examples],
+        [e.source for e in examples],
+        [p.confidence for p in preds],
     )
     report["classifier"] = classifier.id
     report["data"] = str(data)
@@ -128,10 +191,21 @@ def evaluate(data: Path, model_dir: Path | None, as_json: bool, predictions: Pat
     if predictions:
         with predictions.open("w", encoding="utf-8") as fh:
             for e, p, label in zip(examples, preds, labels, strict=True):
-                fh.write(json.dumps({"id": e.id, "lang": e.lang, "source": e.source,
-                                     "label": e.label, "predicted": label,
-                                     "confidence": round(p.confidence, 4), "probs": p.probs},
-                                    ensure_ascii=False) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "id": e.id,
+                            "lang": e.lang,
+                            "source": e.source,
+                            "label": e.label,
+                            "predicted": label,
+                            "confidence": round(p.confidence, 4),
+                            "probs": p.probs,
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False))
     else:

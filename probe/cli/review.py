@@ -16,17 +16,30 @@ KEYS = {"a": None, "r": "refusal", "d": "deflection", "n": "answer"}
 
 
 @click.command()
-@click.option("--db", "db_path", type=click.Path(path_type=Path), default=Path("probe.db"),
-              show_default=True)
-@click.option("--threshold", default=0.75, show_default=True,
-              help="Review labels below this confidence.")
+@click.option(
+    "--db", "db_path", type=click.Path(path_type=Path), default=Path("probe.db"), show_default=True
+)
+@click.option(
+    "--threshold", default=0.75, show_default=True, help="Review labels below this confidence."
+)
 @click.option("--classifier", default=None, help="Only labels from this classifier id.")
 @click.option("--limit", default=200, show_default=True)
 @click.option("--reviewer", default=None, help="Your name (default: $USER).")
-@click.option("--export", "export_path", type=click.Path(path_type=Path), default=None,
-              help="Write all human labels as training JSONL and exit.")
-def review(db_path: Path, threshold: float, classifier: str | None, limit: int,
-           reviewer: str | None, export_path: Path | None) -> None:
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write all human labels as training JSONL and exit.",
+)
+def review(
+    db_path: Path,
+    threshold: float,
+    classifier: str | None,
+    limit: int,
+    reviewer: str | None,
+    export_path: Path | None,
+) -> None:
     """Review low-confidence labels: [a]ccept, [r]efusal, [d]eflection, a[n]swer, [s]kip, [q]uit.
 
     Human labels are stored with reviewer and time and win over model labels everywhere.
@@ -45,14 +58,17 @@ def review(db_path: Path, threshold: float, classifier: str | None, limit: int,
         reviewed = 0
         for index, row in enumerate(queue, start=1):
             click.echo("\n" + "=" * 72)
-            click.echo(f"[{index}/{len(queue)}] {row['model']}  {row['prompt_id']}  ({row['lang']})")
+            click.echo(
+                f"[{index}/{len(queue)}] {row['model']}  {row['prompt_id']}  ({row['lang']})"
+            )
             click.echo(click.style("PROMPT: ", bold=True) + row["prompt"])
             click.echo(click.style("RESPONSE:", bold=True))
             click.echo(textwrap.indent(row["response"] or "(empty)", "  "))
             click.echo(f"suggested: {row['label']} ({row['confidence']:.2f})")
             choice = click.prompt(
                 "[a]ccept [r]efusal [d]eflection a[n]swer [s]kip [q]uit",
-                type=click.Choice(["a", "r", "d", "n", "s", "q"]), show_choices=False,
+                type=click.Choice(["a", "r", "d", "n", "s", "q"]),
+                show_choices=False,
             )
             if choice == "q":
                 break

@@ -101,7 +101,6 @@ def label_badge(status: Any) -> Safe:
     return Safe(f'<span class="label {s}">{s}</span>')
 
 
-
 def link(anchor: str, text: Any) -> Safe:
     return Safe(f'<a href="#{esc(anchor)}">{esc(text)}</a>')
 

@@ -29,7 +29,6 @@ def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-
 def render(data: ReportData, html_name: str = "report.html") -> str:
     """The Markdown summary of a report."""
     m = data.meta
