@@ -145,3 +145,8 @@ def sweep_tank(
     return sweep(
         endpoint, topics_dir, db_path, "--langs", "en", "--topics", "mini-tiananmen", *extra
     )
+
+
+def fake_run_args(endpoint: FakeEndpoint, topics: Path, db: Path, *extra: str) -> list[str]:
+    """The arguments of a quiet `probe run` against the loopback endpoint's `fake-model`."""
+    return run_args(endpoint.base_url, topics, db, *extra, model="fake-model")

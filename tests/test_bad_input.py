@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 from helpers import PROBE, digest
+from helpers import fake_run_args as run_args
 from helpers import one_error_line as one_line
 from helpers import probe_cli as probe
-from helpers import run_args as shared_run_args
 
 from probe.fake_endpoint import FakeEndpoint
 
@@ -50,10 +50,6 @@ prompts:
 def ep() -> Iterator[FakeEndpoint]:
     with FakeEndpoint() as endpoint:
         yield endpoint
-
-
-def run_args(ep: FakeEndpoint, topics: Path, db: Path, *extra: str) -> list[str]:
-    return shared_run_args(ep.base_url, topics, db, *extra, model="fake-model")
 
 
 def topics_with(tmp_path: Path, text: str, name: str = "demo.yaml") -> Path:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from helpers import PROBE, digest
+from helpers import fake_run_args as run_args
 from helpers import one_error_line as one_line
 from helpers import probe_cli as probe
-from helpers import run_args as shared_run_args
 
 from probe.fake_endpoint import FakeEndpoint
 from probe.store import SCHEMA_VERSION, connect
@@ -29,10 +29,6 @@ FIXTURE_TOPICS = Path(__file__).parent / "fixtures" / "topics"
 def ep() -> Iterator[FakeEndpoint]:
     with FakeEndpoint() as endpoint:
         yield endpoint
-
-
-def run_args(ep: FakeEndpoint, topics: Path, db: Path, *extra: str) -> list[str]:
-    return shared_run_args(ep.base_url, topics, db, *extra, model="fake-model")
 
 
 def newer_store(path: Path) -> Path:
