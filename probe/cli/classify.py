@@ -10,13 +10,12 @@ from pathlib import Path
 import click
 
 from probe.classify import HEADS, REAL_SHARE
+from probe.cli.options import store_option
 from probe.errors import InputError
 
 
 @click.command()
-@click.option(
-    "--db", "db_path", type=click.Path(path_type=Path), default=Path("probe.db"), show_default=True
-)
+@store_option
 @click.option(
     "--model-dir",
     type=click.Path(path_type=Path),

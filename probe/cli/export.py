@@ -6,14 +6,13 @@ from pathlib import Path
 
 import click
 
+from probe.cli.options import store_option
 from probe.export import FORMATS
 from probe.export import export as export_rows
 
 
 @click.command()
-@click.option(
-    "--db", "db_path", type=click.Path(path_type=Path), default=Path("probe.db"), show_default=True
-)
+@store_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--classifier", default=None, help="Classifier id whose labels to use.")

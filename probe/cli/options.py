@@ -22,6 +22,17 @@ def topics_dir_option(func: F) -> F:
     )(func)
 
 
+def store_option(func: F) -> F:
+    """`--db`: the SQLite store a command reads or writes, `probe.db` unless told otherwise."""
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(path_type=Path),
+        default=Path("probe.db"),
+        show_default=True,
+    )(func)
+
+
 def resolve_topics_dir(value: Path | None) -> Path:
     return value if value is not None else default_topics_dir()
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from probe.cli.options import store_option
+
 _correction = click.option(
     "--correction",
     type=click.Choice(["bh", "holm"]),
@@ -26,9 +28,7 @@ _classifier = click.option(
 
 
 @click.command()
-@click.option(
-    "--db", "db_path", type=click.Path(path_type=Path), default=Path("probe.db"), show_default=True
-)
+@store_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path),

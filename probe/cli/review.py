@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from probe.cli.options import store_option
 from probe.review import add_human_label, export_training, review_queue
 from probe.store import connect
 
@@ -16,9 +17,7 @@ KEYS = {"a": None, "r": "refusal", "d": "deflection", "n": "answer"}
 
 
 @click.command()
-@click.option(
-    "--db", "db_path", type=click.Path(path_type=Path), default=Path("probe.db"), show_default=True
-)
+@store_option
 @click.option(
     "--threshold", default=0.75, show_default=True, help="Review labels below this confidence."
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from probe.cli.live import ProgressBar, terminate_as_interrupt
-from probe.cli.options import resolve_topics_dir, split_csv, topics_dir_option
+from probe.cli.options import resolve_topics_dir, split_csv, store_option, topics_dir_option
 from probe.errors import InputError
 from probe.jobs import expand_jobs
 from probe.runner import RetryPolicy, run_jobs
@@ -140,9 +140,7 @@ def check_selection(
     default=None,
     help="Seconds per request, whole reply included.",
 )
-@click.option(
-    "--db", "db_path", type=click.Path(path_type=Path), default=Path("probe.db"), show_default=True
-)
+@store_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option(
