@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import run_args
 
 from probe.classify.classifier import SHIPPED, Classifier
 from probe.classify.model import Pair
@@ -87,21 +88,7 @@ def test_reasoning_is_ignored_and_empty_is_a_rule(classifier: Classifier) -> Non
 
 def sweep_and_classify(db_path: Path, topics_dir: Path, ep: FakeEndpoint) -> CliRunner:
     runner = CliRunner()
-    result = runner.invoke(
-        cli,
-        [
-            "run",
-            "--model",
-            "m",
-            "--base-url",
-            ep.base_url,
-            "--topics-dir",
-            str(topics_dir),
-            "--db",
-            str(db_path),
-            "--quiet",
-        ],
-    )
+    result = runner.invoke(cli, run_args(ep.base_url, topics_dir, db_path))
     assert result.exit_code == 0, result.stderr
     return runner
 

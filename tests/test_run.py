@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import invoke, rows, sweep, sweep_tank
+from helpers import invoke, rows, run_args, sweep, sweep_tank
 
 from probe.fake_endpoint import FakeEndpoint, Reply
 
@@ -233,18 +233,7 @@ def test_missing_key_variable(endpoint: FakeEndpoint, topics_dir: Path, db_path:
 
 def test_unknown_model(topics_dir: Path, db_path: Path) -> None:
     with FakeEndpoint(models=("real-model",)) as ep:
-        code, _, err = invoke(
-            "run",
-            "--model",
-            "nope",
-            "--base-url",
-            ep.base_url,
-            "--topics-dir",
-            str(topics_dir),
-            "--db",
-            str(db_path),
-            "--quiet",
-        )
+        code, _, err = invoke(*run_args(ep.base_url, topics_dir, db_path, model="nope"))
     assert code == 2 and "404" in err and "'nope'" in err
 
 
