@@ -2,7 +2,8 @@
 
 Embeddings of the reply (its opening above all) and of the prompt, their relevance to each
 other, length and script cues feed a calibrated head: a small neural network by default, or a
-logistic regression that also sees learned character n-grams. Rules handle only what is not text: provider blocks, errors and empty replies.
+logistic regression that also sees learned character n-grams. Rules handle only what is not
+text: provider blocks, errors and empty replies.
 """
 
 LABELS: tuple[str, ...] = ("refusal", "deflection", "answer")

@@ -11,9 +11,10 @@ Features per (prompt, reply):
 On top, class-balanced, so its priors do not depend on the label mix of the corpus: by default a
 small neural network (one hidden layer) on the dense features, which can weigh cues together
 ("declines in the opening, then lectures at length") where a linear head can only add them; or
-the earlier logistic regression on dense features and n-grams (`head="linear"`). Its probabilities are then softened by one temperature fitted on predictions for corpus
-files the head did not see (leave one file out), because a head is always over-confident on
-text unlike the text it was fitted to, and every real study is such text.
+the earlier logistic regression on dense features and n-grams (`head="linear"`). Its
+probabilities are then softened by one temperature fitted on predictions for corpus files the
+head did not see (leave one file out), because a head is always over-confident on text unlike
+the text it was fitted to, and every real study is such text.
 """
 
 from __future__ import annotations
