@@ -365,7 +365,8 @@ def train_head(
     if head not in HEADS:
         raise ValueError(f"head must be one of {', '.join(HEADS)}, not {head!r}")
     dense = dense_features(embedder, pairs)
-    texts = ngram_texts(pairs)
+    # Only the linear head reads n-grams; the network's fit and held-out folds ignore texts.
+    texts = ngram_texts(pairs) if head == "linear" else [""] * len(pairs)
     if head == "mlp":
         ngram_weight = 0.0
     fitted = _fit(
