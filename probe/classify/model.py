@@ -365,9 +365,10 @@ def train_head(
     if head not in HEADS:
         raise ValueError(f"head must be one of {', '.join(HEADS)}, not {head!r}")
     dense = dense_features(embedder, pairs)
-    # Only the linear head reads n-grams; the network's fit and held-out folds ignore texts.
-    texts = ngram_texts(pairs) if head == "linear" else [""] * len(pairs)
-    if head == "mlp":
+    if head == "linear":
+        texts = ngram_texts(pairs)
+    else:  # the network sees dense features only: no n-gram texts, no n-gram weight
+        texts = [""] * len(pairs)
         ngram_weight = 0.0
     fitted = _fit(
         dense,
