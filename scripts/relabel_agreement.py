@@ -10,7 +10,7 @@ new labels against the set's, the classifier against both, and two labellers aga
 where a part was labelled twice. The new labels are for measuring only; nothing trains on them.
 
 Usage:
-  python scripts/relabel_agreement.py draw --dev DEV.jsonl --seed 20261121 --out DIR
+  python scripts/relabel_agreement.py draw --dev DEV.jsonl --seed 20261121 --out SAMPLE.jsonl
   python scripts/relabel_agreement.py score --dev DEV.jsonl --labels docs/relabel/labels.jsonl \
       [--predictions PRED.jsonl]   # PRED from: probe evaluate --data DEV.jsonl --predictions PRED
 """
@@ -20,10 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from probe.classify.corpus import Example, load_jsonl
 from probe.classify.metrics import agreement
 
 # Rows drawn per source: enough of each for a per-source estimate, more of the largest.
@@ -36,21 +37,20 @@ QUOTA = {
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """The relabel and prediction files (id plus a label), which are not prompt/response examples."""
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def draw(dev: list[dict], seed: int, exclude: set[str]) -> list[dict]:
+def draw(dev: list[Example], seed: int, exclude: set[str]) -> list[dict]:
     """A stratified sample (QUOTA rows a source), shuffled so no labeller sees sources in blocks."""
     rng = random.Random(seed)
-    sample: list[dict] = []
+    sample: list[Example] = []
     for source, quota in QUOTA.items():
-        pool = [row for row in dev if row["source"] == source and row["id"] not in exclude]
+        pool = [row for row in dev if row.source == source and row.id not in exclude]
         sample += rng.sample(pool, quota)
     rng.shuffle(sample)
-    return [
-        {"id": row["id"], "prompt": row["prompt"], "response": row["response"]} for row in sample
-    ]
+    return [{"id": row.id, "prompt": row.prompt, "response": row.response} for row in sample]
 
 
 def by_pass(labels: Iterable[dict]) -> tuple[dict[str, str], dict[str, str]]:
@@ -62,13 +62,12 @@ def by_pass(labels: Iterable[dict]) -> tuple[dict[str, str], dict[str, str]]:
     return passes[1], passes[2]
 
 
-def score(dev: list[dict], labels: list[dict], predictions: list[dict] | None) -> str:
-    by_id = {row["id"]: row for row in dev}
+def score(dev: list[Example], labels: list[dict], predictions: list[dict] | None) -> str:
+    by_id = {row.id: row for row in dev}
     ours, second = by_pass(labels)
     predicted = {row["id"]: row["predicted"] for row in predictions or []}
-    dev_sizes: dict[str, int] = defaultdict(int)
-    for row in dev:
-        dev_sizes[row["source"]] += 1
+    dev_sizes = Counter(row.source for row in dev)
+    sources = sorted({by_id[i].source for i in ours})
 
     comparisons = [("relabel vs set", "ours", "set")]
     if predicted:
@@ -76,7 +75,7 @@ def score(dev: list[dict], labels: list[dict], predictions: list[dict] | None) -
             ("classifier vs set", "clf", "set"),
             ("classifier vs relabel", "clf", "ours"),
         ]
-    columns = {"ours": ours, "set": {i: by_id[i]["label"] for i in ours}, "clf": predicted}
+    columns = {"ours": ours, "set": {i: by_id[i].label for i in ours}, "clf": predicted}
 
     lines = [
         "| source | n | "
@@ -85,15 +84,15 @@ def score(dev: list[dict], labels: list[dict], predictions: list[dict] | None) -
     ]
     lines.append("|---|---|" + "---|" * len(comparisons))
     weighted = [0.0] * len(comparisons)
-    for source in sorted({by_id[i]["source"] for i in ours}):
-        ids = [i for i in ours if by_id[i]["source"] == source]
+    for source in sources:
+        ids = [i for i in ours if by_id[i].source == source]
         cells = []
         for k, (_, left, right) in enumerate(comparisons):
             result = agreement([columns[right][i] for i in ids], [columns[left][i] for i in ids])
             weighted[k] += result["accuracy"] * dev_sizes[source]
             cells.append(f"{result['accuracy']:.3f}, {result['kappa']:.2f}")
         lines.append(f"| {source} | {len(ids)} | " + " | ".join(cells) + " |")
-    sampled = sum(dev_sizes[s] for s in {by_id[i]["source"] for i in ours})
+    sampled = sum(dev_sizes[source] for source in sources)
     lines.append(
         "| weighted to the set's source sizes | | "
         + " | ".join(f"{w / sampled:.3f}" for w in weighted)
@@ -126,7 +125,7 @@ def main() -> None:
     score_cmd.add_argument("--predictions", type=Path)
     args = parser.parse_args()
 
-    dev = read_jsonl(args.dev)
+    dev = load_jsonl([args.dev])
     if args.command == "draw":
         exclude = {row["id"] for row in read_jsonl(args.exclude)} if args.exclude else set()
         args.out.write_text(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from probe.classify.corpus import Example
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "relabel_agreement.py"
 
 
@@ -15,14 +17,12 @@ def load_script():
     return module
 
 
-def dev_rows() -> list[dict]:
+def dev_rows() -> list[Example]:
     rows = []
     for i in range(40):
         source = "a/big" if i < 30 else "b/small"
         label = ["refusal", "answer", "deflection", "answer"][i % 4]
-        rows.append(
-            {"id": f"r{i}", "source": source, "label": label, "prompt": "p", "response": "r"}
-        )
+        rows.append(Example(prompt="p", response="r", label=label, source=source, id=f"r{i}"))
     return rows
 
 
@@ -41,7 +41,7 @@ def test_score_weights_sources_by_set_size_and_reports_two_labellers():
     module = load_script()
     dev = dev_rows()
     # Relabel agrees with the set on all 4 rows of a/big, on 1 of 2 rows of b/small.
-    labels = [{"id": f"r{i}", "pass": 1, "label": dev[i]["label"]} for i in range(4)]
+    labels = [{"id": f"r{i}", "pass": 1, "label": dev[i].label} for i in range(4)]
     labels += [
         {"id": "r30", "pass": 1, "label": "deflection"},
         {"id": "r31", "pass": 1, "label": "refusal"},
@@ -50,7 +50,7 @@ def test_score_weights_sources_by_set_size_and_reports_two_labellers():
         {"id": "r0", "pass": 2, "label": "refusal"},
         {"id": "r1", "pass": 2, "label": "refusal"},
     ]
-    predictions = [{"id": row["id"], "predicted": "answer"} for row in dev]
+    predictions = [{"id": row.id, "predicted": "answer"} for row in dev]
     table = module.score(dev, labels, predictions)
     assert "| a/big | 4 | 1.000" in table
     assert "| b/small | 2 | 0.500" in table
